@@ -1,0 +1,316 @@
+"""CFCQL as a registered RLlib Algorithm (discrete actions, mixer backbone)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any, Dict, Optional
+
+import ray
+from ray.rllib.algorithms.algorithm import Algorithm
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.rllib.utils.metrics import (
+    ENV_RUNNER_RESULTS,
+    EPISODE_RETURN_MEAN,
+    EVALUATION_RESULTS,
+    LEARNER_RESULTS,
+    LEARNER_UPDATE_TIMER,
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+    TIMERS,
+)
+
+from rllib_cfcql import keys as K
+from rllib_cfcql.data.offline import TeamOfflineData, check_card_matches
+from rllib_cfcql.envs import TASKS, make_team_env
+from rllib_cfcql.envs.base import TeamSpec
+
+logger = logging.getLogger(__name__)
+
+PENALTIES = ("cf", "joint", "none")
+MODES = ("cql", "bc")
+MIXERS = ("qmix", "vdn")
+BATCH_UNITS = ("episodes", "transitions")
+
+
+class CFCQLConfig(AlgorithmConfig):
+    r"""Configuration of CFCQL (and its baselines, by switches).
+
+    Loss, per batch of dataset steps (ALGORITHM.md §2; appendix eq. B.37)::
+
+        L = ½·E[(Q_tot(s, a^D) − G^λ)²]
+            + cql_alpha · E[ Σ_i λ_i(s)·LSE_{j ∈ avail_i} Q_tot(s, a^D with a^i := j) − Q_tot(s, a^D) ]
+
+    with Double-Q TD(λ) returns G^λ (γ = ``gamma``, λ = ``td_lambda``) from
+    hard-copied target networks, and λ(s) = softmax_i(cf_tau · KL(μ_i ‖ β_i)),
+    μ_i = softmax_j of agent i's counterfactual Q_tot, β = a behaviour-cloning
+    model pre-trained on the dataset.
+
+    Baselines from the same code:
+
+    * ``penalty="joint"`` — MACQL: LSE over *joint* actions (``joint_samples``
+      uniform samples from the available joint actions, importance-corrected;
+      exact enumeration when the joint space is that small).
+    * ``penalty="none"`` — offline QMIX/VDN without conservatism.
+    * ``mode="bc"`` — behaviour cloning of the agent network (no Q-learning).
+
+    Defaults follow the reference implementation: lr 1e-3 (Adam), grad-norm
+    clip 10, batch 128 whole episodes, targets copied every 25 gradient steps,
+    γ 0.99, TD(λ) 0.6, GRU agent of width 64, QMIX mixer (embed 32, hypernet
+    64), α = 50.
+    """
+
+    def __init__(self, algo_class=None):
+        super().__init__(algo_class=algo_class or CFCQL)
+        self._is_online = False
+        # --- CFCQL ---
+        self.cql_alpha = 50.0  #: α, weight of the conservative penalty
+        self.penalty = "cf"  #: "cf" (CFCQL) | "joint" (MACQL) | "none"
+        self.mode = "cql"  #: "cql" (Q-learning + penalty) | "bc" (behaviour cloning)
+        self.cf_tau = 1.0  #: τ in λ = softmax(τ·KL); 0 → uniform λ (no β); inf → one-hot
+        self.td_lambda = 0.6  #: λ of the TD(λ) returns
+        self.gamma = 0.99
+        self.lr = 1e-3
+        self.adam_eps = 1e-8
+        self.grad_clip = 10.0
+        self.grad_clip_by = "global_norm"
+        self.target_update_interval = 25  #: hard target copy every N gradient steps
+        self.joint_samples = 100  #: MACQL: joint actions sampled per state
+        self.batch_unit = "episodes"  #: train_batch_size_per_learner counts "episodes" | "transitions"
+        self.train_batch_size_per_learner = 128
+        self.num_gradient_steps_per_iteration = 100  #: gradient steps per learner per train()
+        # --- networks ---
+        self.agent_hidden = 64
+        self.agent_rnn = True  #: GRU agent (reference) or MLP
+        self.obs_last_action: Optional[bool] = None  #: None → same as agent_rnn
+        self.obs_agent_id = True
+        self.mixer = "qmix"  #: "qmix" | "vdn"
+        self.mixer_embed = 32
+        self.hyper_hidden = 64
+        # --- behaviour model β (for λ) ---
+        self.bc_pretrain_steps = 3000  #: max BC steps for β (early stopping on held-out episodes)
+        self.bc_batch_size = 64
+        self.bc_lr = 1e-3
+        self.bc_patience = 10  #: stop after this many evaluations (every 50 steps) without improvement
+        self.behaviour_cache_dir: Optional[str] = None  #: default ~/.cache/rllib_cfcql (or $RLLIB_CFCQL_CACHE)
+        # --- scoring / system ---
+        self.reference_returns: Optional[Dict[str, float]] = None  #: {"random": R, "expert": R}; default: dataset card
+        self.learner_torch_threads = 1  #: torch threads in a CPU learner process (0 = leave torch's default)
+        # --- offline data / evaluation defaults ---
+        self.offline_data_class = TeamOfflineData
+        self.input_read_method = "auto"
+        self.evaluation_interval = 5
+        self.evaluation_duration = 32
+        self.evaluation_duration_unit = "episodes"
+        self.evaluation_config = {"explore": False}
+
+    def training(
+        self,
+        *,
+        cql_alpha: Optional[float] = NotProvided,
+        penalty: Optional[str] = NotProvided,
+        mode: Optional[str] = NotProvided,
+        cf_tau: Optional[float] = NotProvided,
+        td_lambda: Optional[float] = NotProvided,
+        adam_eps: Optional[float] = NotProvided,
+        target_update_interval: Optional[int] = NotProvided,
+        joint_samples: Optional[int] = NotProvided,
+        batch_unit: Optional[str] = NotProvided,
+        num_gradient_steps_per_iteration: Optional[int] = NotProvided,
+        agent_hidden: Optional[int] = NotProvided,
+        agent_rnn: Optional[bool] = NotProvided,
+        obs_last_action: Optional[bool] = NotProvided,
+        obs_agent_id: Optional[bool] = NotProvided,
+        mixer: Optional[str] = NotProvided,
+        mixer_embed: Optional[int] = NotProvided,
+        hyper_hidden: Optional[int] = NotProvided,
+        bc_pretrain_steps: Optional[int] = NotProvided,
+        bc_batch_size: Optional[int] = NotProvided,
+        bc_lr: Optional[float] = NotProvided,
+        bc_patience: Optional[int] = NotProvided,
+        behaviour_cache_dir: Optional[str] = NotProvided,
+        reference_returns: Optional[Dict[str, float]] = NotProvided,
+        learner_torch_threads: Optional[int] = NotProvided,
+        **kwargs,
+    ) -> "CFCQLConfig":
+        super().training(**kwargs)
+        for name, value in list(locals().items()):
+            if name not in ("self", "kwargs", "__class__") and value is not NotProvided:
+                setattr(self, name, value)
+        return self
+
+    # ------------------------------------------------------------ derived
+    @property
+    def resolved_obs_last_action(self) -> bool:
+        return self.agent_rnn if self.obs_last_action is None else bool(self.obs_last_action)
+
+    @property
+    def uses_behaviour_model(self) -> bool:
+        return self.mode == "cql" and self.penalty == "cf" and self.cf_tau != 0
+
+    @property
+    def _model_config_auto_includes(self) -> Dict[str, Any]:
+        return super()._model_config_auto_includes | {
+            "hidden": self.agent_hidden,
+            "rnn": self.agent_rnn,
+            "obs_last_action": self.resolved_obs_last_action,
+            "obs_agent_id": self.obs_agent_id,
+            "mixer": self.mixer,
+            "mixer_embed": self.mixer_embed,
+            "hyper_hidden": self.hyper_hidden,
+            "mode": self.mode,
+            "penalty": self.penalty,
+            "joint_samples": self.joint_samples,
+            "use_behaviour": self.uses_behaviour_model,
+        }
+
+    def get_default_rl_module_spec(self) -> RLModuleSpec:
+        from rllib_cfcql.module import CFCQLTorchRLModule
+
+        return RLModuleSpec(module_class=CFCQLTorchRLModule)
+
+    def get_default_learner_class(self):
+        from rllib_cfcql.learner import CFCQLTorchLearner
+
+        return CFCQLTorchLearner
+
+    # ------------------------------------------------------------ validation
+    def _fail(self, field: str, value: Any, expected: str) -> None:
+        raise ValueError(f"CFCQLConfig.{field}={value!r} is invalid: expected {expected}")
+
+    def validate(self) -> None:
+        self._validate_cfcql()
+        super().validate()
+
+    def _validate_cfcql(self) -> None:
+        def number(field, lo=None, hi=None, integer=False, lo_open=False):
+            v = getattr(self, field)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and not (isinstance(v, float) and math.isnan(v))
+            if ok and integer:
+                ok = float(v).is_integer()
+            if ok and lo is not None:
+                ok = v > lo if lo_open else v >= lo
+            if ok and hi is not None:
+                ok = v <= hi
+            if not ok:
+                rng = f"{'(' if lo_open else '['}{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
+                self._fail(field, v, f"{'an integer' if integer else 'a number'} in {rng}")
+
+        for field, allowed in (("penalty", PENALTIES), ("mode", MODES), ("mixer", MIXERS), ("batch_unit", BATCH_UNITS)):
+            if getattr(self, field) not in allowed:
+                self._fail(field, getattr(self, field), f"one of {allowed}")
+        number("cql_alpha", 0.0)
+        number("td_lambda", 0.0, 1.0)
+        number("gamma", 0.0, 1.0, lo_open=True)
+        number("adam_eps", 0.0, lo_open=True)
+        if not isinstance(self.cf_tau, (int, float)) or isinstance(self.cf_tau, bool) or math.isnan(self.cf_tau):
+            self._fail("cf_tau", self.cf_tau, "a number (0 = uniform λ, inf = one-hot)")
+        for field in ("target_update_interval", "joint_samples", "num_gradient_steps_per_iteration", "agent_hidden",
+                      "mixer_embed", "hyper_hidden", "bc_batch_size", "bc_patience", "train_batch_size_per_learner"):
+            number(field, 1, integer=True)
+        number("bc_pretrain_steps", 0, integer=True)
+        number("bc_lr", 0.0, lo_open=True)
+        number("learner_torch_threads", 0, integer=True)
+        if isinstance(self.lr, (int, float)):
+            number("lr", 0.0, lo_open=True)
+        if self.batch_unit == "transitions" and (self.agent_rnn or self.resolved_obs_last_action):
+            self._fail("batch_unit", self.batch_unit,
+                       "'episodes' for a recurrent agent or obs_last_action=True (transitions carry no history); "
+                       "set agent_rnn=False and obs_last_action=False to train on transitions")
+        if self.reference_returns is not None:
+            r = self.reference_returns
+            if not (isinstance(r, dict) and set(r) == {"random", "expert"} and r["expert"] != r["random"]):
+                self._fail("reference_returns", r, "a dict {'random': R_random, 'expert': R_expert} with R_expert != R_random")
+        if not self.input_:
+            self._fail("input_", self.input_, "the path(s) of a team dataset, e.g. .offline_data(input_=['offline_data/equal_line_n4'])")
+        if self.env is None:
+            self._fail("env", None, f"a team task name ({sorted(TASKS)}) given with .environment(...)")
+        if isinstance(self.env, str) and self.env in TASKS and self.observation_space is None:
+            env = make_team_env(self.env, self.env_config)
+            self.observation_space, self.action_space = env.observation_space, env.action_space
+            env.close()
+        if self.observation_space is None:
+            self._fail("env", self.env, f"a registered team task ({sorted(TASKS)}) or explicit observation/action spaces")
+        if self.num_learners > 1 and self.mode == "bc":
+            self.torch_ddp_kwargs = {**self.torch_ddp_kwargs, "find_unused_parameters": False}
+
+    def team_spec(self) -> TeamSpec:
+        obs = self.observation_space
+        return TeamSpec(n_agents=obs[K.OBS].shape[0], obs_dim=obs[K.OBS].shape[1], state_dim=obs[K.STATE].shape[0],
+                        n_actions=int(self.action_space.nvec[0]), episode_limit=0)
+
+
+class CFCQL(Algorithm):
+    """Counterfactual Conservative Q-Learning (offline, cooperative, discrete actions)."""
+
+    @classmethod
+    def get_default_config(cls) -> CFCQLConfig:
+        return CFCQLConfig()
+
+    def setup(self, config: CFCQLConfig) -> None:
+        t0 = time.perf_counter()
+        super().setup(config)
+        spec = self.config.team_spec()
+        od: TeamOfflineData = self.offline_data
+        check_card_matches(od.card, self.config.env, spec)
+        episodes = od.load_episodes(spec)
+        self.reference_returns = self.config.reference_returns or (od.card or {}).get("reference_returns")
+        self.dataset_info = {
+            "files": [str(f) for f in od.files],
+            "rows": od.num_rows,
+            "episodes": episodes.num_episodes,
+            "transitions": episodes.num_transitions,
+            "return_mean": float(episodes.returns().mean()),
+            "read_seconds": round(od.read_seconds, 3),
+        }
+        if self.config.uses_behaviour_model:
+            from rllib_cfcql.behaviour import pretrain_behaviour
+
+            model_cfg = self.config.model_config
+            state, info = pretrain_behaviour(
+                episodes, model_cfg=model_cfg, n_actions=spec.n_actions, steps=self.config.bc_pretrain_steps,
+                batch_size=self.config.bc_batch_size, lr=self.config.bc_lr, seed=self.config.seed or 0,
+                patience=self.config.bc_patience, cache_dir=self.config.behaviour_cache_dir,
+            )
+            self.behaviour_info = info
+            self.learner_group.foreach_learner(lambda learner, s=state: learner.set_behaviour_state(s))
+        else:
+            self.behaviour_info = None
+        data = ray.put(episodes) if self.learner_group.is_remote else episodes
+        shards = max(1, self.config.num_learners)
+        seed = self.config.seed or 0
+        results = self.learner_group.foreach_learner(
+            lambda learner, d=data, k=shards, s=seed: learner.set_dataset(d, k, s)
+        )
+        self.dataset_info["shards"] = self.learner_group._get_results(results)
+        self.dataset_info["setup_seconds"] = round(time.perf_counter() - t0, 3)
+
+    def training_step(self) -> None:
+        steps = int(self.config.num_gradient_steps_per_iteration)
+        with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
+            results = self.learner_group.foreach_learner(
+                lambda learner, n=steps: learner.train_steps(n)
+            )
+            results = self.learner_group._get_results(results)
+        self.metrics.aggregate(results, key=LEARNER_RESULTS)
+        self.metrics.log_value(
+            NUM_ENV_STEPS_SAMPLED_LIFETIME,
+            steps * int(self.config.train_batch_size_per_learner) * max(1, self.config.num_learners),
+            reduce="lifetime_sum",
+        )
+
+    def normalized_score(self, episode_return: float) -> Optional[float]:
+        refs = self.reference_returns
+        if not refs or episode_return is None or (isinstance(episode_return, float) and math.isnan(episode_return)):
+            return None
+        return 100.0 * (episode_return - refs["random"]) / (refs["expert"] - refs["random"])
+
+    def evaluate(self, *args, **kwargs):
+        results = super().evaluate(*args, **kwargs)
+        runner = results.get(EVALUATION_RESULTS, results).get(ENV_RUNNER_RESULTS) if isinstance(results, dict) else None
+        if isinstance(runner, dict) and EPISODE_RETURN_MEAN in runner:
+            score = self.normalized_score(runner[EPISODE_RETURN_MEAN])
+            if score is not None:
+                runner[K.NORMALIZED_SCORE] = score
+        return results

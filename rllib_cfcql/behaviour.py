@@ -1,0 +1,133 @@
+"""Behaviour-cloning pre-training of β (the per-agent behaviour policy).
+
+β has the agent network's architecture and is fit by maximum likelihood to
+the dataset's actions (unavailable actions masked) before CFCQL starts. Early
+stopping on a held-out 10% of episodes keeps the best validation NLL. The
+result is cached on disk per (dataset content, architecture, BC settings), so
+repeated runs and Tune trials on the same data train β once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict
+
+import numpy as np
+import torch
+
+from rllib_cfcql import keys as K
+from rllib_cfcql import losses as L
+from rllib_cfcql.data.schema import EpisodeArrays
+from rllib_cfcql.data.store import EpisodeStore
+from rllib_cfcql.nets import AgentNet, episode_agent_inputs
+
+logger = logging.getLogger(__name__)
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("RLLIB_CFCQL_CACHE", Path.home() / ".cache" / "rllib_cfcql"))
+
+
+def arrays_digest(ep: EpisodeArrays) -> str:
+    h = hashlib.sha256()
+    for name, arr in ep.as_dict().items():
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+def _nll_acc(net, batch, cfg, n_actions):
+    x = episode_agent_inputs(batch[K.OBS], batch[K.ACTIONS], n_actions, cfg["obs_last_action"], cfg["obs_agent_id"])
+    T = batch[K.ACTIONS].shape[1]
+    logits = net(x)[0][:, :T]
+    avail = batch[K.ACTION_MASK][:, :T]
+    nll = L.masked_mean(L.bc_nll(logits, batch[K.ACTIONS], avail).mean(-1), batch[K.FILLED])
+    acc = (logits.masked_fill(avail <= 0, L.NEG).argmax(-1) == batch[K.ACTIONS]).float().mean(-1)
+    return nll, L.masked_mean(acc, batch[K.FILLED])
+
+
+def pretrain_behaviour(
+    episodes: EpisodeArrays,
+    *,
+    model_cfg: Dict[str, Any],
+    n_actions: int,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    patience: int = 10,
+    eval_every: int = 50,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> tuple[Dict[str, np.ndarray], Dict[str, Any]]:
+    """Fit β; returns (state_dict as numpy, info). Uses the cache when possible."""
+    n_agents, obs_dim = episodes.obs.shape[2:4]
+    arch = {k: model_cfg[k] for k in ("hidden", "rnn", "obs_last_action", "obs_agent_id")}
+    key_src = json.dumps({"data": arrays_digest(episodes), "arch": arch, "steps": steps, "batch": batch_size,
+                          "lr": lr, "seed": seed, "patience": patience, "eval_every": eval_every}, sort_keys=True)
+    key = hashlib.sha256(key_src.encode()).hexdigest()[:24]
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    path = cache / "behaviour" / f"beta-{key}.pt"
+    if path.exists():
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+        info = dict(blob["info"], cached=True, cache_path=str(path))
+        logger.info("behaviour model loaded from cache %s", path)
+        return blob["state"], info
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(episodes.num_episodes)
+    n_val = max(1, episodes.num_episodes // 10) if episodes.num_episodes >= 10 else 0
+    train_ep = episodes.select(np.sort(perm[n_val:]))
+    val_ep = episodes.select(np.sort(perm[:n_val])) if n_val else train_ep
+    unit = "episodes" if (arch["rnn"] or arch["obs_last_action"]) else "transitions"
+    train_store = EpisodeStore(train_ep, "cpu", unit=unit, seed=seed)
+    val_store = EpisodeStore(val_ep, "cpu", unit="episodes", seed=seed)
+    val_batch = val_store.episodes(torch.arange(val_store.num_episodes))
+    in_dim = obs_dim + (n_actions if arch["obs_last_action"] else 0) + (n_agents if arch["obs_agent_id"] else 0)
+    net = AgentNet(in_dim, n_actions, arch["hidden"], arch["rnn"])
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    best, best_state, bad, t0 = float("inf"), None, 0, time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps, desc="pre-training behaviour model β (BC)", unit="step", file=sys.stderr, mininterval=5.0)
+    step = 0
+    for step in range(1, steps + 1):
+        nll, _ = _nll_acc(net, train_store.sample(batch_size), arch, n_actions)
+        opt.zero_grad(set_to_none=True)
+        nll.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
+        opt.step()
+        if bar:
+            bar.update(1)
+        if step % eval_every == 0 or step == steps:
+            with torch.no_grad():
+                v, acc = _nll_acc(net, val_batch, arch, n_actions)
+            if bar:
+                bar.set_postfix(val_nll=f"{v.item():.4f}", val_acc=f"{acc.item():.3f}")
+            if v.item() < best - 1e-4:
+                best, bad = v.item(), 0
+                best_state = {k: t.detach().clone() for k, t in net.state_dict().items()}
+                best_acc = acc.item()
+            else:
+                bad += 1
+                if bad >= patience:
+                    break
+    if bar:
+        bar.close()
+    state = {k: v.numpy() for k, v in (best_state or net.state_dict()).items()}
+    info = {"val_nll": best, "val_accuracy": best_acc if best_state else float("nan"), "steps": step,
+            "seconds": round(time.perf_counter() - t0, 2), "cached": False, "cache_path": str(path)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"state": state, "info": info}, tmp)
+    os.replace(tmp, path)
+    return state, info

@@ -1,0 +1,67 @@
+"""Behaviour policies used to make datasets.
+
+A policy spec is a string: ``random`` (uniform over available actions),
+``expert`` (the task's scripted expert), ``eps_expert:<eps>`` (per agent and
+step, a uniform random available action with probability eps, else the expert
+move), or ``mixed_agents:<p>`` (per episode, each agent is independently
+*random* with probability p and a near-expert (eps=0.1) otherwise; this gives
+the mixed-quality data where joint-action conservatism hurts most).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from rllib_cfcql.envs.base import TeamEnv
+
+Policy = Callable[[TeamEnv, dict, np.random.Generator], np.ndarray]
+
+
+def _random_available(obs: dict, rng: np.random.Generator) -> np.ndarray:
+    mask = obs["action_mask"]
+    u = rng.random(mask.shape) * mask
+    return np.argmax(u, axis=-1)
+
+
+class BehaviourPolicy:
+    def __init__(self, spec: str):
+        self.spec = spec
+        kind, _, arg = spec.partition(":")
+        self.kind = kind
+        if kind in ("random", "expert"):
+            if arg:
+                raise ValueError(f"behaviour policy {spec!r}: {kind!r} takes no argument")
+            self.arg = 0.0
+        elif kind in ("eps_expert", "mixed_agents"):
+            try:
+                self.arg = float(arg)
+            except ValueError:
+                raise ValueError(f"behaviour policy {spec!r}: expected {kind}:<probability in [0,1]>") from None
+            if not 0.0 <= self.arg <= 1.0:
+                raise ValueError(f"behaviour policy {spec!r}: probability must be in [0, 1]")
+        else:
+            raise ValueError(
+                f"unknown behaviour policy {spec!r}; expected random, expert, eps_expert:<eps> or mixed_agents:<p>"
+            )
+        self._eps = None
+
+    def begin_episode(self, env: TeamEnv, rng: np.random.Generator) -> None:
+        n = env.team_spec.n_agents
+        if self.kind == "random":
+            self._eps = np.ones(n)
+        elif self.kind == "expert":
+            self._eps = np.zeros(n)
+        elif self.kind == "eps_expert":
+            self._eps = np.full(n, self.arg)
+        else:
+            self._eps = np.where(rng.random(n) < self.arg, 1.0, 0.1)
+
+    def __call__(self, env: TeamEnv, obs: dict, rng: np.random.Generator) -> np.ndarray:
+        rand = _random_available(obs, rng)
+        if self.kind == "random":
+            return rand
+        expert = np.asarray(env.expert_action())
+        explore = rng.random(len(expert)) < self._eps
+        return np.where(explore, rand, expert)

@@ -1,0 +1,47 @@
+"""Registry of named cooperative team tasks.
+
+``make_team_env(name, config)`` builds a task; importing :mod:`rllib_cfcql`
+registers every name with ``ray.tune.registry.register_env`` so that
+``config.environment("equal_line", env_config={"n_agents": 4})`` works on
+every EnvRunner.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from rllib_cfcql.envs.base import TeamEnv, TeamSpec, team_action_space, team_observation_space
+from rllib_cfcql.envs.equal_line import EqualLineEnv
+from rllib_cfcql.envs.pettingzoo_team import MPESpreadEnv, PettingZooTeamEnv
+
+TASKS: dict[str, Callable[[dict], TeamEnv]] = {
+    "equal_line": EqualLineEnv,
+    "mpe_spread": MPESpreadEnv,
+}
+
+
+def make_team_env(name: str, config: dict | None = None) -> TeamEnv:
+    if name not in TASKS:
+        raise ValueError(f"unknown team task {name!r}; known tasks: {sorted(TASKS)}")
+    return TASKS[name](dict(config or {}))
+
+
+def register_team_envs() -> None:
+    from ray.tune.registry import register_env
+
+    for name, cls in TASKS.items():
+        register_env(name, cls)
+
+
+__all__ = [
+    "TASKS",
+    "EqualLineEnv",
+    "MPESpreadEnv",
+    "PettingZooTeamEnv",
+    "TeamEnv",
+    "TeamSpec",
+    "make_team_env",
+    "register_team_envs",
+    "team_action_space",
+    "team_observation_space",
+]

@@ -1,0 +1,107 @@
+"""Equal_Line (CFCQL paper, appendix C.1).
+
+``n`` agents start uniformly in ``[0, 2]`` on a line ``[0, L]`` with
+``L = max(10, 2n)``. Each agent picks one of 11 moves
+``[0, -0.01, -0.05, -0.1, -0.5, -1, 0.01, 0.05, 0.1, 0.5, 1]`` per step
+(positions are clipped to the line). The shared reward is the increase of the
+minimum pairwise distance, scaled so that perfectly equal spacing
+(``L / (n - 1)``) is worth 10 in total:
+
+    r_t = 10 * (d_min(t) - d_min(t-1)) / (L / (n - 1)),  d_min(-1) = 0
+
+so an episode's return is ``10 * d_min(final) / (L / (n-1))`` in ``[0, 10]``.
+As in the reference implementation every agent observes all positions divided
+by ``L`` (agents tell themselves apart by their one-hot id), and the state is
+the same vector. ``boundary_mask=True`` additionally marks moves that would
+leave the line as unavailable (off by default, as in the reference), which
+gives a task with real action masks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rllib_cfcql.envs.base import TeamEnv, TeamSpec
+
+MOVES = np.array([0, -0.01, -0.05, -0.1, -0.5, -1, 0.01, 0.05, 0.1, 0.5, 1], dtype=np.float64)
+
+
+class EqualLineEnv(TeamEnv):
+    def __init__(self, config: dict | None = None):
+        config = dict(config or {})
+        self.n_agents = int(config.pop("n_agents", 3))
+        self.episode_limit = int(config.pop("episode_limit", 50))
+        self.boundary_mask = bool(config.pop("boundary_mask", False))
+        config.pop("worker_index", None)
+        config.pop("num_workers", None)
+        config.pop("vector_index", None)
+        if config:
+            raise ValueError(
+                f"equal_line: unknown env_config keys {sorted(config)}; "
+                "expected n_agents, episode_limit, boundary_mask"
+            )
+        if not 2 <= self.n_agents <= 100:
+            raise ValueError(f"equal_line: n_agents must be in [2, 100], got {self.n_agents}")
+        if self.episode_limit < 1:
+            raise ValueError(f"equal_line: episode_limit must be >= 1, got {self.episode_limit}")
+        self.line_length = float(max(10, 2 * self.n_agents))
+        self._init_spaces(
+            TeamSpec(
+                n_agents=self.n_agents,
+                obs_dim=self.n_agents,
+                state_dim=self.n_agents,
+                n_actions=len(MOVES),
+                episode_limit=self.episode_limit,
+            )
+        )
+        self._rng = np.random.default_rng()
+        self.pos = np.zeros(self.n_agents)
+        self.t = 0
+        self.last_min_dis = 0.0
+
+    # -- helpers -------------------------------------------------------------
+    def _min_dis(self) -> float:
+        return float(np.min(np.diff(np.sort(self.pos))))
+
+    def _mask(self) -> np.ndarray:
+        if not self.boundary_mask:
+            return np.ones((self.n_agents, len(MOVES)))
+        nxt = self.pos[:, None] + MOVES[None, :]
+        return ((nxt >= 0.0) & (nxt <= self.line_length)).astype(np.float64)
+
+    def _observe(self) -> dict:
+        v = self.pos / self.line_length
+        return self._pack(np.tile(v, (self.n_agents, 1)), v, self._mask())
+
+    # -- gymnasium API -------------------------------------------------------
+    def reset(self, *, seed=None, options=None):
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self.t = 0
+        self.last_min_dis = 0.0
+        self.pos = self._rng.random(self.n_agents) * 2.0
+        return self._observe(), {}
+
+    def step(self, action):
+        a = self.check_action(action)
+        self.t += 1
+        self.pos = np.clip(self.pos + MOVES[a], 0.0, self.line_length)
+        d = self._min_dis()
+        reward = 10.0 * (d - self.last_min_dis) / (self.line_length / (self.n_agents - 1))
+        self.last_min_dis = d
+        truncated = self.t >= self.episode_limit
+        return self._observe(), float(reward), False, truncated, {}
+
+    # -- scripted behaviour (used to build datasets) -------------------------
+    def expert_action(self) -> np.ndarray:
+        """Greedy move of each agent towards its slot in an equal spacing.
+
+        Agents are assigned slots by rank (the leftmost agent goes to 0, the
+        rightmost to L), and take the move that gets closest to the slot.
+        """
+        order = np.argsort(self.pos, kind="stable")
+        slots = np.empty(self.n_agents)
+        slots[order] = np.linspace(0.0, self.line_length, self.n_agents)
+        nxt = np.clip(self.pos[:, None] + MOVES[None, :], 0.0, self.line_length)
+        cost = np.abs(nxt - slots[:, None]) + (1.0 - self._mask()) * 1e9
+        return np.argmin(cost, axis=1)

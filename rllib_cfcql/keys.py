@@ -1,0 +1,63 @@
+"""Named keys shared by the data schema, the RLModule and the Learner.
+
+Every batch column, forward output and logged metric is defined once here.
+"""
+
+# ---- Team observation (the gymnasium Dict observation of a TeamEnv) ----
+OBS = "obs"  # [n_agents, obs_dim] per-agent observations
+STATE = "state"  # [state_dim] global state
+ACTION_MASK = "action_mask"  # [n_agents, n_actions] 1 = available
+
+# ---- Dataset columns (one row per team step) ----
+EPISODE_ID = "episode_id"
+T = "t"
+ACTIONS = "actions"  # [n_agents] joint action
+REWARD = "reward"  # team reward
+TERMINATED = "terminated"
+TRUNCATED = "truncated"
+NEXT_OBS = "next_obs"
+NEXT_STATE = "next_state"
+NEXT_ACTION_MASK = "next_action_mask"
+
+STEP_COLUMNS = (
+    EPISODE_ID,
+    T,
+    OBS,
+    STATE,
+    ACTION_MASK,
+    ACTIONS,
+    REWARD,
+    TERMINATED,
+    TRUNCATED,
+    NEXT_OBS,
+    NEXT_STATE,
+    NEXT_ACTION_MASK,
+)
+
+# ---- Learner train batch (padded episodes, time-major after the batch axis) ----
+# obs/state/action_mask carry T+1 steps (the last one is the bootstrap step).
+FILLED = "filled"  # [B, T] 1 for real steps, 0 for padding
+
+# ---- RLModule forward_train outputs ----
+Q_AGENTS = "q_agents"  # [B, T+1, n, A] online per-agent utilities
+Q_TOT_TAKEN = "q_tot_taken"  # [B, T] Q_tot(s_t, a_t^D)
+TARGET_Q_TOT_NEXT = "target_q_tot_next"  # [B, T] target Q_tot(s_{t+1}, argmax online)
+CF_Q_TOT = "cf_q_tot"  # [B, T, n, A] Q_tot(s_t, a^D with slot i := j)
+JOINT_Q_TOT = "joint_q_tot"  # [N, B, T] Q_tot at sampled joint actions
+JOINT_LOG_COUNT = "joint_log_count"  # [B, T] log |available joint actions|
+BEHAVIOUR_LOGITS = "behaviour_logits"  # [B, T, n, A] beta (frozen BC model)
+
+# ---- Metrics ----
+TD_LOSS = "td_loss"
+PENALTY = "penalty"
+CQL_LOSS = "cql_loss"
+BC_LOSS = "bc_loss"
+Q_TOT_MEAN = "q_tot_mean"
+TARGET_MEAN = "target_mean"
+LAMBDA_ENTROPY = "lambda_entropy"
+LAMBDA_MAX = "lambda_max"
+BETA_ACCURACY = "beta_accuracy"
+POLICY_ACCURACY = "policy_accuracy"
+NUM_GRAD_STEPS = "num_grad_steps_lifetime"
+NUM_TARGET_UPDATES = "num_target_updates_lifetime"
+NORMALIZED_SCORE = "normalized_score"
