@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from typing import Any, Dict, Optional
 
@@ -32,6 +33,17 @@ PENALTIES = ("cf", "joint", "none")
 MODES = ("cql", "bc")
 MIXERS = ("qmix", "vdn")
 BATCH_UNITS = ("episodes", "transitions")
+
+
+def _absolute_paths(value):
+    def fix(p):
+        if isinstance(p, str) and "://" not in p and not os.path.isabs(p) and os.path.exists(p):
+            return os.path.abspath(p)
+        return p
+
+    if isinstance(value, (list, tuple)):
+        return [fix(p) for p in value]
+    return fix(value)
 
 
 class CFCQLConfig(AlgorithmConfig):
@@ -104,6 +116,13 @@ class CFCQLConfig(AlgorithmConfig):
         self.evaluation_duration = 32
         self.evaluation_duration_unit = "episodes"
         self.evaluation_config = {"explore": False}
+
+    def __setattr__(self, key, value):
+        # Make dataset paths absolute where the user states them: Tune trials run in
+        # their own working directory, where a relative path would not resolve.
+        if key == "input_" and value:
+            value = _absolute_paths(value)
+        super().__setattr__(key, value)
 
     def training(
         self,
@@ -314,3 +333,12 @@ class CFCQL(Algorithm):
             if score is not None:
                 runner[K.NORMALIZED_SCORE] = score
         return results
+
+
+def _register_on_import() -> None:
+    import rllib_cfcql
+
+    rllib_cfcql.register()
+
+
+_register_on_import()

@@ -701,7 +701,9 @@ def allowed_config_keys(config_obj: Any) -> set:
 
 def resolve_algorithm_class(run: str, source: str = "<string>") -> type:
     """Returns the Algorithm class registered with Tune under ``run``."""
-    import rllib_cfcql  # noqa: F401  (registers "CFCQL" and the team envs)
+    import rllib_cfcql
+
+    rllib_cfcql.register()  # registers "CFCQL" and the team envs
     from ray.tune.error import TuneError
     from ray.tune.registry import get_trainable_cls
 

@@ -10,9 +10,11 @@ minimum pairwise distance, scaled so that perfectly equal spacing
     r_t = 10 * (d_min(t) - d_min(t-1)) / (L / (n - 1)),  d_min(-1) = 0
 
 so an episode's return is ``10 * d_min(final) / (L / (n-1))`` in ``[0, 10]``.
-As in the reference implementation every agent observes all positions divided
-by ``L`` (agents tell themselves apart by their one-hot id), and the state is
-the same vector. ``boundary_mask=True`` additionally marks moves that would
+Agent i observes its own position followed by all positions, divided by
+``L`` (the reference gives every agent only the vector of all positions and
+lets the one-hot agent id pick its own entry; leading with the own position
+makes the task learnable by small MLP agents and changes nothing else). The
+state is the vector of all positions. ``boundary_mask=True`` additionally marks moves that would
 leave the line as unavailable (off by default, as in the reference), which
 gives a task with real action masks.
 """
@@ -48,7 +50,7 @@ class EqualLineEnv(TeamEnv):
         self._init_spaces(
             TeamSpec(
                 n_agents=self.n_agents,
-                obs_dim=self.n_agents,
+                obs_dim=self.n_agents + 1,
                 state_dim=self.n_agents,
                 n_actions=len(MOVES),
                 episode_limit=self.episode_limit,
@@ -71,7 +73,8 @@ class EqualLineEnv(TeamEnv):
 
     def _observe(self) -> dict:
         v = self.pos / self.line_length
-        return self._pack(np.tile(v, (self.n_agents, 1)), v, self._mask())
+        obs = np.concatenate([v[:, None], np.tile(v, (self.n_agents, 1))], axis=1)  # [n, 1 + n]
+        return self._pack(obs, v, self._mask())
 
     # -- gymnasium API -------------------------------------------------------
     def reset(self, *, seed=None, options=None):
@@ -94,14 +97,10 @@ class EqualLineEnv(TeamEnv):
 
     # -- scripted behaviour (used to build datasets) -------------------------
     def expert_action(self) -> np.ndarray:
-        """Greedy move of each agent towards its slot in an equal spacing.
-
-        Agents are assigned slots by rank (the leftmost agent goes to 0, the
-        rightmost to L), and take the move that gets closest to the slot.
-        """
-        order = np.argsort(self.pos, kind="stable")
-        slots = np.empty(self.n_agents)
-        slots[order] = np.linspace(0.0, self.line_length, self.n_agents)
+        """Scripted expert: agent i heads for slot i·L/(n−1) (a convention fixed by id)
+        with the move that gets closest to it; the slots are equally spaced, so the
+        team ends perfectly spread (return 10)."""
+        slots = np.linspace(0.0, self.line_length, self.n_agents)
         nxt = np.clip(self.pos[:, None] + MOVES[None, :], 0.0, self.line_length)
         cost = np.abs(nxt - slots[:, None]) + (1.0 - self._mask()) * 1e9
         return np.argmin(cost, axis=1)

@@ -1,0 +1,150 @@
+"""``rllib-cfcql data {collect,inspect,validate}``.
+
+collect   roll out a behaviour policy in a team task, write Parquet/JSON + card.json
+inspect   print a dataset's card and summary table
+validate  check schema, shapes against the task, value ranges, NaN/inf, masks,
+          episode boundaries and the content hash; exit 1 with a precise message
+          on the first problem
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from rllib_cfcql.data.schema import PATH_COLUMN, DatasetError, EpisodeArrays, assemble_episodes, columns_from_arrow
+from rllib_cfcql.data.writer import CARD_NAME, FORMATS, collect, data_files, files_hash
+from rllib_cfcql.envs import TASKS, make_team_env
+from rllib_cfcql.envs.base import TeamSpec
+
+
+def read_table(path: Path) -> pa.Table:
+    """Read one data file in-process (pyarrow) with a `path` column, as ray.data does."""
+    from rllib_cfcql.data.offline import check_file
+
+    check_file(path)
+    try:
+        t = pq.read_table(path) if path.suffix == ".parquet" else pajson.read_json(path)
+    except Exception as e:
+        raise DatasetError(f"{path}: cannot be read: {e}") from None
+    return t.append_column(PATH_COLUMN, pa.array([str(path)] * t.num_rows))
+
+
+def load_card(directory: Path) -> dict:
+    p = directory / CARD_NAME
+    if not p.exists():
+        raise DatasetError(f"{directory}: no {CARD_NAME} (a team dataset is a directory with data-*.parquet|json and card.json)")
+    with open(p) as f:
+        return json.load(f)
+
+
+def validate_dataset(directory: str | Path, check_hash: bool = True) -> tuple[dict, EpisodeArrays]:
+    """Full validation of a dataset directory; raises DatasetError on the first problem."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise DatasetError(f"{d}: not a dataset directory")
+    card = load_card(d)
+    task = card.get("task")
+    if task not in TASKS:
+        raise DatasetError(f"{d / CARD_NAME}: unknown task {task!r}; known: {sorted(TASKS)}")
+    spec = make_team_env(task, card.get("env_config", {})).team_spec
+    files = data_files(d)
+    if not files:
+        raise DatasetError(f"{d}: no data-*.parquet or data-*.json files")
+    listed = card.get("files")
+    if listed is not None and sorted(listed) != [f.name for f in files]:
+        raise DatasetError(f"{d}: files {[f.name for f in files]} differ from the card's list {sorted(listed)}")
+    if check_hash and card.get("content_hash"):
+        h = files_hash(files)
+        if h != card["content_hash"]:
+            raise DatasetError(f"{d}: content hash {h} does not match the card's {card['content_hash']} (files changed after collection)")
+    parts = [columns_from_arrow(read_table(f), spec) for f in files]
+    cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    ep = assemble_episodes(cols, spec)
+    for key, val in (("transitions", ep.num_transitions), ("episodes", ep.num_episodes)):
+        if key in card and int(card[key]) != val:
+            raise DatasetError(f"{d}: the card says {key}={card[key]} but the files hold {val}")
+    return card, ep
+
+
+def _cmd_collect(a) -> int:
+    env_config = json.loads(a.env_config) if a.env_config else {}
+    card = collect(task=a.task, env_config=env_config, policy=a.policy, episodes=a.episodes, seed=a.seed,
+                   out_dir=a.out, fmt=a.format, quality=a.quality, force=a.force, progress=not a.quiet)
+    print(f"wrote {a.out}: {card['episodes']} episodes, {card['transitions']} transitions, "
+          f"return {card['return']['mean']:.3f} ± {card['return']['std']:.3f} "
+          f"(random {card['reference_returns']['random']:.3f}, expert {card['reference_returns']['expert']:.3f})")
+    return 0
+
+
+def _cmd_inspect(a) -> int:
+    d = Path(a.path)
+    card = load_card(d)
+    size = sum(f.stat().st_size for f in data_files(d))
+    refs = card["reference_returns"]
+    rows = [
+        ("task", f"{card['task']} {json.dumps(card.get('env_config', {}))}"),
+        ("shapes", json.dumps(card["spec"])),
+        ("quality / behaviour", f"{card.get('quality')} / {card.get('behaviour_policy')}"),
+        ("episodes / transitions", f"{card['episodes']} / {card['transitions']}"),
+        ("return mean ± std [min, max]",
+         f"{card['return']['mean']:.3f} ± {card['return']['std']:.3f} [{card['return']['min']:.3f}, {card['return']['max']:.3f}]"),
+        ("reference returns", f"random {refs['random']:.3f}, expert {refs['expert']:.3f}"),
+        ("normalised score of the data",
+         f"{100 * (card['return']['mean'] - refs['random']) / (refs['expert'] - refs['random']):.1f}"),
+        ("files", f"{', '.join(card['files'])} ({size / 1e6:.2f} MB, {card['format']})"),
+        ("content hash", card["content_hash"]),
+        ("seed / collected in", f"{card['seed']} / {card.get('collection_seconds')} s"),
+    ]
+    w = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{w}}  {v}")
+    return 0
+
+
+def _cmd_validate(a) -> int:
+    try:
+        card, ep = validate_dataset(a.path, check_hash=not a.no_hash)
+    except DatasetError as e:
+        print(f"INVALID: {e}", file=sys.stderr)
+        return 1
+    print(f"OK: {a.path}: {ep.num_episodes} episodes, {ep.num_transitions} transitions, task {card['task']}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="rllib-cfcql data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("collect", help="roll out a behaviour policy and write a dataset + card")
+    c.add_argument("--task", required=True, choices=sorted(TASKS))
+    c.add_argument("--env-config", default="", help="JSON object of env_config, e.g. '{\"n_agents\": 4}'")
+    c.add_argument("--policy", default="mixed_agents:0.5", help="random | expert | eps_expert:<eps> | mixed_agents:<p>")
+    c.add_argument("--quality", default="custom", help="label stored in the card")
+    c.add_argument("--episodes", type=int, required=True)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--format", choices=FORMATS, default="parquet")
+    c.add_argument("--out", required=True)
+    c.add_argument("--force", action="store_true", help="overwrite a non-empty output directory")
+    c.add_argument("--quiet", action="store_true")
+    i = sub.add_parser("inspect", help="print a dataset's card as a table")
+    i.add_argument("path")
+    v = sub.add_parser("validate", help="validate a dataset directory")
+    v.add_argument("path")
+    v.add_argument("--no-hash", action="store_true", help="skip the content-hash check")
+    a = ap.parse_args(argv)
+    try:
+        return {"collect": _cmd_collect, "inspect": _cmd_inspect, "validate": _cmd_validate}[a.cmd](a)
+    except (DatasetError, FileExistsError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""Greedy decentralised evaluation of a CFCQL RLModule outside RLlib's EnvRunners.
+
+Used by benchmarks and tests; training runs evaluate on RLlib EnvRunners.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rllib_cfcql import keys as K
+from rllib_cfcql.envs import make_team_env
+
+
+@torch.no_grad()
+def evaluate_module(module, task: str, env_config: dict, episodes: int, seed: int = 12345) -> np.ndarray:
+    """Returns the team return of each of ``episodes`` greedy episodes (env seeds seed+k)."""
+    env = make_team_env(task, env_config)
+    out = np.zeros(episodes)
+    device = next(module.agent.parameters()).device
+    for k in range(episodes):
+        obs, _ = env.reset(seed=seed + k)
+        state = {key: torch.as_tensor(v, device=device)[None] for key, v in module.get_initial_state().items()} or None
+        done, ret = False, 0.0
+        while not done:
+            o = torch.as_tensor(obs[K.OBS], device=device)[None]
+            m = torch.as_tensor(obs[K.ACTION_MASK], device=device)[None]
+            a, state = module.greedy_step(o, m, state)
+            obs, r, term, trunc, _ = env.step(a[0].cpu().numpy())
+            ret += r
+            done = term or trunc
+        out[k] = ret
+    env.close()
+    return out
