@@ -3,10 +3,11 @@
     python scripts/make_bundled_datasets.py [--only NAME] [--force]
 
 Each dataset is made by `rllib-cfcql data collect` logic (rllib_cfcql.data.writer.collect)
-and carries a card.json. The behaviour is `mixed_agents:0.5`: in every episode each
-agent is independently a uniform-random agent (p = 0.5) or a near-expert (ε = 0.1),
-so the team's joint behaviour is mixed and mostly suboptimal: the regime where
-conservatism matters and joint-action conservatism (MACQL) over-penalises.
+and carries a card.json. The behaviour is `medium_expert:0.3`: in every episode each
+agent is independently the scripted expert (p = 0.3) or the scripted medium policy,
+with ε = 0.1 random moves. Behaviour cloning lands near medium; the all-expert joint
+behaviour is rare (0.3^n of episodes): the regime where conservatism matters and
+joint-action conservatism (MACQL) over-penalises as n grows.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def main() -> None:
         if args.only and name != args.only:
             continue
         card = collect(
-            **spec, policy="mixed_agents:0.5", quality="mixed-suboptimal", out_dir=ROOT / name,
+            **spec, policy="medium_expert:0.3", quality="medium-expert-mix", out_dir=ROOT / name,
             fmt="parquet", force=args.force, progress=True,
         )
         print(name, json.dumps({k: card[k] for k in ("transitions", "episodes", "return", "reference_returns")}))

@@ -4,8 +4,13 @@ A policy spec is a string: ``random`` (uniform over available actions),
 ``expert`` (the task's scripted expert), ``eps_expert:<eps>`` (per agent and
 step, a uniform random available action with probability eps, else the expert
 move), or ``mixed_agents:<p>`` (per episode, each agent is independently
-*random* with probability p and a near-expert (eps=0.1) otherwise; this gives
-the mixed-quality data where joint-action conservatism hurts most).
+*random* with probability p and a near-expert (eps=0.1) otherwise), or
+``medium_expert:<p>`` (per episode, each agent is independently the task's
+scripted expert with probability p and its scripted *medium* policy otherwise,
+both with ε = 0.1 random moves). With p < 0.5 the most frequent action of
+every agent is the medium one, so behaviour cloning lands at medium, while the
+all-expert joint behaviour (probability p^n per episode) becomes rare as the
+team grows: the data where conservatism on *joint* actions over-penalises.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ class BehaviourPolicy:
             if arg:
                 raise ValueError(f"behaviour policy {spec!r}: {kind!r} takes no argument")
             self.arg = 0.0
-        elif kind in ("eps_expert", "mixed_agents"):
+        elif kind in ("eps_expert", "mixed_agents", "medium_expert"):
             try:
                 self.arg = float(arg)
             except ValueError:
@@ -43,7 +48,7 @@ class BehaviourPolicy:
                 raise ValueError(f"behaviour policy {spec!r}: probability must be in [0, 1]")
         else:
             raise ValueError(
-                f"unknown behaviour policy {spec!r}; expected random, expert, eps_expert:<eps> or mixed_agents:<p>"
+                f"unknown behaviour policy {spec!r}; expected random, expert, eps_expert:<eps>, mixed_agents:<p> or medium_expert:<p>"
             )
         self._eps = None
 
@@ -55,13 +60,18 @@ class BehaviourPolicy:
             self._eps = np.zeros(n)
         elif self.kind == "eps_expert":
             self._eps = np.full(n, self.arg)
-        else:
+        elif self.kind == "mixed_agents":
             self._eps = np.where(rng.random(n) < self.arg, 1.0, 0.1)
+        else:
+            self._eps = np.full(n, 0.1)
+            self._expert = rng.random(n) < self.arg
 
     def __call__(self, env: TeamEnv, obs: dict, rng: np.random.Generator) -> np.ndarray:
         rand = _random_available(obs, rng)
         if self.kind == "random":
             return rand
         expert = np.asarray(env.expert_action())
+        if self.kind == "medium_expert":
+            expert = np.where(self._expert, expert, np.asarray(env.medium_action()))
         explore = rng.random(len(expert)) < self._eps
         return np.where(explore, rand, expert)

@@ -96,11 +96,18 @@ class EqualLineEnv(TeamEnv):
         return self._observe(), float(reward), False, truncated, {}
 
     # -- scripted behaviour (used to build datasets) -------------------------
+    def _head_for(self, slots: np.ndarray) -> np.ndarray:
+        nxt = np.clip(self.pos[:, None] + MOVES[None, :], 0.0, self.line_length)
+        cost = np.abs(nxt - slots[:, None]) + (1.0 - self._mask()) * 1e9
+        return np.argmin(cost, axis=1)
+
+    def medium_action(self) -> np.ndarray:
+        """Scripted medium policy: like the expert but on a line compressed to half its
+        length (slots i·L/(2(n−1))), so the team ends at half the optimal spacing (return ≈ 5)."""
+        return self._head_for(np.linspace(0.0, self.line_length / 2, self.n_agents))
+
     def expert_action(self) -> np.ndarray:
         """Scripted expert: agent i heads for slot i·L/(n−1) (a convention fixed by id)
         with the move that gets closest to it; the slots are equally spaced, so the
         team ends perfectly spread (return 10)."""
-        slots = np.linspace(0.0, self.line_length, self.n_agents)
-        nxt = np.clip(self.pos[:, None] + MOVES[None, :], 0.0, self.line_length)
-        cost = np.abs(nxt - slots[:, None]) + (1.0 - self._mask()) * 1e9
-        return np.argmin(cost, axis=1)
+        return self._head_for(np.linspace(0.0, self.line_length, self.n_agents))

@@ -117,17 +117,12 @@ class MPESpreadEnv(PettingZooTeamEnv):
             episode_limit=max_cycles,
         )
 
-    def expert_action(self) -> np.ndarray:
-        """Scripted behaviour: agent i heads for landmark i (greedy 4-way moves).
-
-        Observation layout of simple_spread: [vel(2), pos(2), landmark rel pos
-        (2*N), other agents rel pos (2*(N-1)), comm]. Discrete actions:
-        0 no-op, 1 left, 2 right, 3 down, 4 up.
-        """
+    def _head_for(self, targets: list[int]) -> np.ndarray:
         acts = np.zeros(self.spec_.n_agents, np.int64)
         for i, a in enumerate(self.agent_ids):
             o = self._last_obs[a]
-            rel = o[4 + 2 * i : 6 + 2 * i] - 0.5 * o[0:2]  # damp by own velocity
+            k = targets[i]
+            rel = o[4 + 2 * k : 6 + 2 * k] - 0.5 * o[0:2]  # landmark rel. position, damped by own velocity
             if np.abs(rel).max() < 0.05:
                 acts[i] = 0
             elif abs(rel[0]) > abs(rel[1]):
@@ -135,3 +130,23 @@ class MPESpreadEnv(PettingZooTeamEnv):
             else:
                 acts[i] = 4 if rel[1] > 0 else 3
         return acts
+
+    def medium_action(self) -> np.ndarray:
+        """Scripted medium policy: every agent heads for the landmark nearest to itself
+        (greedy, uncoordinated: agents often share a landmark and leave one uncovered)."""
+        targets = []
+        for a in self.agent_ids:
+            o = self._last_obs[a]
+            d = [np.linalg.norm(o[4 + 2 * k : 6 + 2 * k]) for k in range(self.spec_.n_agents)]
+            targets.append(int(np.argmin(d)))
+        return self._head_for(targets)
+
+    def expert_action(self) -> np.ndarray:
+        """Scripted expert: agent i heads for landmark i (greedy 4-way moves), a fixed
+        assignment that covers every landmark.
+
+        Observation layout of simple_spread: [vel(2), pos(2), landmark rel pos
+        (2*N), other agents rel pos (2*(N-1)), comm]. Discrete actions:
+        0 no-op, 1 left, 2 right, 3 down, 4 up.
+        """
+        return self._head_for(list(range(self.spec_.n_agents)))
