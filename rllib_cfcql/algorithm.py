@@ -12,6 +12,7 @@ import ray
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.rllib.utils.checkpoints import Checkpointable
 from ray.rllib.utils.metrics import (
     ENV_RUNNER_RESULTS,
     EPISODE_RETURN_MEAN,
@@ -241,7 +242,7 @@ class CFCQLConfig(AlgorithmConfig):
             r = self.reference_returns
             if not (isinstance(r, dict) and set(r) == {"random", "expert"} and r["expert"] != r["random"]):
                 self._fail("reference_returns", r, "a dict {'random': R_random, 'expert': R_expert} with R_expert != R_random")
-        if not self.input_:
+        if not self.input_ or self.input_ == "sampler":
             self._fail("input_", self.input_, "the path(s) of a team dataset, e.g. .offline_data(input_=['offline_data/equal_line_n4'])")
         if self.env is None:
             self._fail("env", None, f"a team task name ({sorted(TASKS)}) given with .environment(...)")
@@ -266,6 +267,21 @@ class CFCQL(Algorithm):
     @classmethod
     def get_default_config(cls) -> CFCQLConfig:
         return CFCQLConfig()
+
+    @classmethod
+    def default_resource_request(cls, config):
+        """RLlib's request plus one CPU bundle for the ray.data reader.
+
+        ray.data's listing/metadata tasks always ask for one CPU. Inside a Tune trial,
+        whose placement group is otherwise fully used by the main process, EnvRunners and
+        Learners, they would wait forever and ``train()`` would hang; the extra bundle is
+        where they run (the read tasks themselves request no CPU).
+        """
+        from ray.tune.execution.placement_groups import PlacementGroupFactory
+
+        pgf = super().default_resource_request(config)
+        bundles = [dict(b) for b in pgf.bundles] + [{"CPU": 1}]
+        return PlacementGroupFactory(bundles=bundles, strategy=pgf.strategy)
 
     def setup(self, config: CFCQLConfig) -> None:
         t0 = time.perf_counter()
@@ -318,6 +334,14 @@ class CFCQL(Algorithm):
             steps * int(self.config.train_batch_size_per_learner) * max(1, self.config.num_learners),
             reduce="lifetime_sum",
         )
+
+    def restore_from_path(self, path, *args, **kwargs):
+        # Algorithm.restore_from_path (Ray 2.60) syncs weights to `env_runner_group`, which an
+        # offline algorithm does not have; restore the components directly instead (evaluation
+        # EnvRunners receive the weights at every evaluate()).
+        if self.env_runner_group is not None:
+            return super().restore_from_path(path, *args, **kwargs)
+        return Checkpointable.restore_from_path(self, path, *args, **kwargs)
 
     def normalized_score(self, episode_return: float) -> Optional[float]:
         refs = self.reference_returns

@@ -977,6 +977,27 @@ def _init_ray(num_cpus: Optional[int]) -> None:
         ray.init(num_cpus=n, include_dashboard=False, ignore_reinit_error=True)
 
 
+def _check_cluster_fits(algo_cls: Any, config: Any) -> Optional[str]:
+    """Refuse to start a trial that can never be scheduled (it would sit PENDING forever)."""
+    import ray
+
+    try:
+        pgf = algo_cls.default_resource_request(config)
+        need = sum(b.get("CPU", 0) for b in pgf.bundles)
+        need_gpu = sum(b.get("GPU", 0) for b in pgf.bundles)
+    except Exception:  # noqa: BLE001 - algorithms without a resource request
+        return None
+    have = ray.cluster_resources()
+    if need > have.get("CPU", 0) or need_gpu > have.get("GPU", 0):
+        return (
+            f"one trial needs {need:g} logical CPUs and {need_gpu:g} GPUs (main process, learners, "
+            f"env runners, data reader), but Ray has {have.get('CPU', 0):g} CPUs and {have.get('GPU', 0):g} GPUs; "
+            "start Ray with more logical CPUs (--ray-num-cpus) or lower num_learners / "
+            "evaluation_num_env_runners"
+        )
+    return None
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Implements ``rllib train`` for parsed ``args``; returns the exit code.
 
@@ -1033,6 +1054,11 @@ def run_train(args: argparse.Namespace) -> int:
         target = f"the Ray cluster at RAY_ADDRESS={where}" if where else "a local Ray instance"
         print(f"rllib train: error: could not start {target}: {e}", file=sys.stderr)
         return 1
+
+    problem = _check_cluster_fits(algo_cls, config0)
+    if problem:
+        print(f"rllib train: error: {problem}", file=sys.stderr)
+        return 2
 
     reporter = None
     if os.environ.get("RAY_AIR_NEW_OUTPUT") == "0":

@@ -128,13 +128,15 @@ def _rllib(*args, timeout=300):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_cli_train_with_overrides_on_two_cpus_does_not_hang(tmp_path):
-    """`rllib train --file` end to end in a fresh Ray with only 2 logical CPUs."""
+def test_cli_train_with_overrides_on_minimal_cpus_does_not_hang(tmp_path):
+    """`rllib train --file` end to end in a fresh Ray with exactly the trial's 3 logical CPUs
+    (main process, one evaluation EnvRunner, the ray.data reader): the reader runs inside the
+    trial's placement group, so it cannot starve (it used to hang here)."""
     stop = json.dumps({"training_iteration": 2})
     cfg = json.dumps({"num_gradient_steps_per_iteration": 3, "evaluation_interval": 2, "evaluation_duration": 2,
                       "bc_pretrain_steps": 10, "train_batch_size_per_learner": 32})
     p = _rllib("train", "--file", "tuned_examples/cfcql-equal-line.yaml", "--stop", stop, "--config", cfg,
-               "--storage-path", str(tmp_path), "--ray-num-cpus", "2")
+               "--storage-path", str(tmp_path), "--ray-num-cpus", "3")
     out = p.stdout + p.stderr
     assert p.returncode == 0, out[-4000:]
     assert "normalized" in out.lower() or "normalised" in out.lower()
@@ -145,6 +147,12 @@ def test_cli_train_with_overrides_on_two_cpus_does_not_hang(tmp_path):
     assert last["training_iteration"] == 2
     assert last["learners"]["__all_modules__"][K.NUM_GRAD_STEPS] == 6
     assert math.isfinite(last["evaluation"]["env_runners"][K.NORMALIZED_SCORE])
+
+
+def test_cli_refuses_a_trial_that_cannot_be_scheduled():
+    p = _rllib("train", "--file", "tuned_examples/cfcql-equal-line.yaml", "--ray-num-cpus", "2", timeout=120)
+    assert p.returncode == 2
+    assert "one trial needs 3 logical CPUs" in p.stderr and "Ray has 2 CPUs" in p.stderr
 
 
 def test_cli_rejects_unknown_key_and_bad_value():

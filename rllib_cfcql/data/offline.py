@@ -124,6 +124,19 @@ class TeamOfflineData(OfflineData):
         # read tasks must never wait for CPUs held by learners / env runners
         kwargs.setdefault("num_cpus", 0)
         resolved.input_read_method_kwargs = kwargs
+        # Inside a Tune trial, ray.data's tasks default to SPREAD scheduling, i.e. *outside*
+        # the trial's placement group, where every CPU may already be reserved by trials: the
+        # read never starts and train() hangs. Schedule them into the trial's own group, which
+        # CFCQL.default_resource_request sizes with one extra CPU bundle for them.
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False
+        pg = ray.util.get_current_placement_group()
+        if pg is not None:
+            from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+            strategy = PlacementGroupSchedulingStrategy(placement_group=pg)
+            ctx.scheduling_strategy = strategy
+            ctx.scheduling_strategy_large_args = strategy
         super().__init__(resolved)
         self.config = config
         self.card = find_card(self.files)
@@ -139,7 +152,6 @@ class TeamOfflineData(OfflineData):
 
     def _read_all(self) -> None:
         try:
-            ray.data.DataContext.get_current().enable_progress_bars = False
             self._batches = list(self.data.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=1))
         except BaseException as e:  # re-raised in load_episodes() on the caller's thread
             self._read_error = e
