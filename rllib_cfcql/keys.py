@@ -61,3 +61,5 @@ POLICY_ACCURACY = "policy_accuracy"
 NUM_GRAD_STEPS = "num_grad_steps_lifetime"
 NUM_TARGET_UPDATES = "num_target_updates_lifetime"
 NORMALIZED_SCORE = "normalized_score"
+SAMPLE_TIME = "learner_sample_time_s"  # time drawing minibatches in the learner, per iteration
+UPDATE_TIME = "learner_update_time_s"  # time in forward/backward/optimiser, per iteration

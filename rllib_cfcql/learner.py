@@ -11,6 +11,7 @@ metrics and checkpointing are RLlib's. Target networks are hard-copied every
 
 from __future__ import annotations
 
+import time
 from typing import Any, Dict
 
 import numpy as np
@@ -42,7 +43,7 @@ class CFCQLTorchLearner(TorchLearner):
         params = list(module.agent.parameters())
         if config.mode != "bc":
             params += list(module.mixer.parameters())
-        optimizer = torch.optim.Adam(params, eps=config.adam_eps)
+        optimizer = torch.optim.Adam(params, eps=config.adam_eps, foreach=True)
         self.register_optimizer(module_id=module_id, optimizer=optimizer, params=params, lr_or_lr_schedule=config.lr)
 
     # ---------------------------------------------------------------- data
@@ -78,9 +79,14 @@ class CFCQLTorchLearner(TorchLearner):
         module = self.module[DEFAULT_MODULE_ID].unwrapped()
         bs = int(self.config.train_batch_size_per_learner)
         loss = None
+        t_sample = t_update = 0.0
         for _ in range(int(num_steps)):
+            t0 = time.perf_counter()
             batch = self.store.sample(bs)
+            t1 = time.perf_counter()
             _, loss_per_module, _ = self._update({DEFAULT_MODULE_ID: batch})
+            t_update += time.perf_counter() - t1
+            t_sample += t1 - t0
             self.num_grad_steps += 1
             if self.config.mode != "bc" and self.num_grad_steps % self.config.target_update_interval == 0:
                 module.sync_targets()
@@ -91,6 +97,9 @@ class CFCQLTorchLearner(TorchLearner):
         self.metrics.log_value((ALL_MODULES, K.NUM_GRAD_STEPS), self.num_grad_steps, reduce="max")
         self.metrics.log_value((ALL_MODULES, K.NUM_TARGET_UPDATES), self.num_target_updates, reduce="max")
         self.metrics.log_value((ALL_MODULES, "num_samples_trained"), num_steps * bs, reduce="sum")
+        # where the time goes: drawing minibatches from the resident store vs. the update itself
+        self.metrics.log_value((ALL_MODULES, K.SAMPLE_TIME), t_sample, reduce="sum")
+        self.metrics.log_value((ALL_MODULES, K.UPDATE_TIME), t_update, reduce="sum")
         self.after_gradient_based_update(timesteps=timesteps)
         return self.metrics.reduce()
 

@@ -22,7 +22,6 @@ import pyarrow.parquet as pq
 from rllib_cfcql.data.schema import PATH_COLUMN, DatasetError, EpisodeArrays, assemble_episodes, columns_from_arrow
 from rllib_cfcql.data.writer import CARD_NAME, FORMATS, collect, data_files, files_hash
 from rllib_cfcql.envs import TASKS, make_team_env
-from rllib_cfcql.envs.base import TeamSpec
 
 
 def read_table(path: Path) -> pa.Table:
