@@ -1,7 +1,7 @@
 """CFCQL vs MACQL vs offline QMIX (no penalty) vs BC on one dataset, same gradient-step budget.
 
     python benchmarks/compare_discrete.py --dataset offline_data/equal_line_n4 \
-        --methods cfcql,macql,none,bc --seeds 0,1,2 --steps 2000 --out benchmarks/out/el4.json
+        --methods cfcql,macql,none,bc --seeds 0,1,2 --steps 2000 --out benchmarks/results/compare_equal_line_n4.json
 
 Runs RLlib's CFCQL Learner (config.build_learner) in-process on the dataset
 (no Ray cluster), evaluates the greedy decentralised policy every --eval-every

@@ -1,6 +1,6 @@
 """Discrete CFCQL throughput on this machine, side by side in one run.
 
-    python benchmarks/throughput.py [--agents 3,6,10] [--steps 20] [--threads 1] [--out benchmarks/out/throughput.json]
+    python benchmarks/throughput.py [--agents 3,6,10] [--steps 20] [--threads 1] [--out benchmarks/results/throughput.json]
 
 For each shape — GRU agents on 128 whole episodes of 50 steps (the reference's
 shape), and MLP agents on 1024 transitions — and each team size, on Equal_Line
@@ -135,7 +135,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ray-dataset", default="offline_data/equal_line_n4")
     ap.add_argument("--skip-ray", action="store_true")
-    ap.add_argument("--out", default="benchmarks/out/throughput.json")
+    ap.add_argument("--out", default="benchmarks/results/throughput.json")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     rows = []

@@ -90,6 +90,7 @@ class CFCQLConfig(AlgorithmConfig):
         self.grad_clip_by = "global_norm"
         self.target_update_interval = 25  #: hard target copy every N gradient steps
         self.joint_samples = 100  #: MACQL: joint actions sampled per state
+        self.target_cache: Optional[bool] = None  #: cache target utilities per dataset shard (None = when cheaper)
         self.batch_unit = "episodes"  #: train_batch_size_per_learner counts "episodes" | "transitions"
         self.train_batch_size_per_learner = 128
         self.num_gradient_steps_per_iteration = 100  #: gradient steps per learner per train()
@@ -136,6 +137,7 @@ class CFCQLConfig(AlgorithmConfig):
         adam_eps: Optional[float] = NotProvided,
         target_update_interval: Optional[int] = NotProvided,
         joint_samples: Optional[int] = NotProvided,
+        target_cache: Optional[bool] = NotProvided,
         batch_unit: Optional[str] = NotProvided,
         num_gradient_steps_per_iteration: Optional[int] = NotProvided,
         agent_hidden: Optional[int] = NotProvided,
@@ -234,6 +236,8 @@ class CFCQLConfig(AlgorithmConfig):
         number("learner_torch_threads", 0, integer=True)
         if isinstance(self.lr, (int, float)):
             number("lr", 0.0, lo_open=True)
+        if self.target_cache not in (None, True, False):
+            self._fail("target_cache", self.target_cache, "None (automatic), True or False")
         if self.batch_unit == "transitions" and (self.agent_rnn or self.resolved_obs_last_action):
             self._fail("batch_unit", self.batch_unit,
                        "'episodes' for a recurrent agent or obs_last_action=True (transitions carry no history); "
@@ -252,8 +256,6 @@ class CFCQLConfig(AlgorithmConfig):
             env.close()
         if self.observation_space is None:
             self._fail("env", self.env, f"a registered team task ({sorted(TASKS)}) or explicit observation/action spaces")
-        if self.num_learners > 1 and self.mode == "bc":
-            self.torch_ddp_kwargs = {**self.torch_ddp_kwargs, "find_unused_parameters": False}
 
     def team_spec(self) -> TeamSpec:
         obs = self.observation_space

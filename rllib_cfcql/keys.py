@@ -45,6 +45,7 @@ TARGET_Q_TOT_NEXT = "target_q_tot_next"  # [B, T] target Q_tot(s_{t+1}, argmax o
 CF_Q_TOT = "cf_q_tot"  # [B, T, n, A] Q_tot(s_t, a^D with slot i := j)
 JOINT_Q_TOT = "joint_q_tot"  # [N, B, T] Q_tot at sampled joint actions
 JOINT_LOG_COUNT = "joint_log_count"  # [B, T] log |available joint actions|
+TARGET_Q_AGENTS = "target_q_agents"  # [B, T+1, n, A] cached target utilities (optional)
 BEHAVIOUR_LOGITS = "behaviour_logits"  # [B, T, n, A] beta (frozen BC model)
 
 # ---- Metrics ----

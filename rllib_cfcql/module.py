@@ -63,6 +63,9 @@ class CFCQLTorchRLModule(TorchRLModule, InferenceOnlyAPI):
         if self.inference_only:
             return
         self.mixer = build_mixer(cfg["mixer"], self.n_agents, self.state_dim, cfg["mixer_embed"], cfg["hyper_hidden"])
+        if cfg["mode"] == "bc":
+            # unused by the BC loss: frozen, so DDP does not wait for its gradients
+            self.mixer.requires_grad_(False)
         self.target_agent = copy.deepcopy(self.agent).requires_grad_(False)
         self.target_mixer = copy.deepcopy(self.mixer).requires_grad_(False)
         # beta: same architecture, trained by BC before CFCQL starts (never by the CFCQL loss)
@@ -89,7 +92,10 @@ class CFCQLTorchRLModule(TorchRLModule, InferenceOnlyAPI):
         q_taken = q[:, :T].gather(-1, actions[..., None])[..., 0]  # [B, T, n]
         out[K.Q_TOT_TAKEN] = self.mixer(q_taken, state[:, :T])  # [B, T]
         with torch.no_grad():
-            tq, _ = self.target_agent(x)  # [B, T+1, n, A]
+            if K.TARGET_Q_AGENTS in batch:  # the learner's per-dataset cache (refreshed at every target copy)
+                tq = batch[K.TARGET_Q_AGENTS]
+            else:
+                tq, _ = self.target_agent(x)  # [B, T+1, n, A]
             # Double Q: the online net picks the greedy *available* action, the target net evaluates it
             a_star = q.detach().masked_fill(avail <= 0, NEG).argmax(-1, keepdim=True)
             tq_star = tq.gather(-1, a_star)[..., 0]  # [B, T+1, n]
@@ -123,6 +129,11 @@ class CFCQLTorchRLModule(TorchRLModule, InferenceOnlyAPI):
         idx = idx.reshape(*q.shape[:3], N).permute(3, 0, 1, 2)  # [N, B, T, n]
         qs = q.expand(N, *q.shape).gather(-1, idx[..., None])[..., 0]  # [N, B, T, n]
         return self.mixer.sampled(qs, state), log_count
+
+    @torch.no_grad()
+    def target_utilities(self, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+        """Target network's per-agent utilities on dataset episodes [B, T+1, n, A]."""
+        return self.target_agent(self.episode_inputs(batch))[0]
 
     @torch.no_grad()
     def behaviour_logits(self, batch: Dict[str, torch.Tensor]) -> torch.Tensor:

@@ -141,3 +141,19 @@ def test_store_transitions_are_length_one_episodes(data):
     e, t = store._trans_e[:5], store._trans_t[:5]
     tr = store.transitions(e, t)
     assert torch.equal(tr[K.OBS][:, 1], store.obs[e, t + 1])
+
+
+@pytest.mark.parametrize("rnn", [True, False])
+def test_target_cache_equals_recomputing_the_target_network(data, rnn):
+    d, ep = data
+    cfg, learner, m = make_learner(d, ep, agent_rnn=rnn, target_cache=True, target_update_interval=2, cf_tau=0.0)
+    for _ in range(3):  # crosses a target copy: the cache must follow it
+        learner.train_steps(1)
+        batch = learner.store.sample(6)
+        assert K.TARGET_Q_AGENTS in batch
+        with torch.no_grad():
+            cached = m.forward_train(batch)[K.TARGET_Q_TOT_NEXT]
+            fresh = m.forward_train({k: v for k, v in batch.items() if k != K.TARGET_Q_AGENTS})[K.TARGET_Q_TOT_NEXT]
+        assert torch.allclose(cached, fresh, atol=1e-5)
+    cfg2, learner2, _ = make_learner(d, ep, agent_rnn=rnn, target_cache=False)
+    assert K.TARGET_Q_AGENTS not in learner2.store.sample(2)

@@ -40,8 +40,11 @@ class EpisodeStore:
         self.gen.manual_seed(int(seed))
 
     def add_extra(self, name: str, values: torch.Tensor) -> None:
-        if values.shape[:2] != self.actions.shape[:2]:
-            raise ValueError(f"extra {name!r} must have shape [E, T, ...] = {tuple(self.actions.shape[:2])}, got {tuple(values.shape)}")
+        """Attach a per-step array sampled along with the batch: [E, T, ...] (aligned with
+        actions) or [E, T+1, ...] (aligned with observations)."""
+        E, T = self.actions.shape[:2]
+        if values.shape[0] != E or values.shape[1] not in (T, T + 1):
+            raise ValueError(f"extra {name!r} must have shape [E, T or T+1, ...] with E={E}, T={T}, got {tuple(values.shape)}")
         self.extras[name] = values.to(self.device)
 
     def iter_episode_chunks(self, size: int):
@@ -71,8 +74,9 @@ class EpisodeStore:
             K.TERMINATED: self.terminated[idx, :Tb],
             K.FILLED: self.filled[idx, :Tb],
         }
+        T = self.actions.shape[1]
         for name, v in self.extras.items():
-            out[name] = v[idx, :Tb]
+            out[name] = v[idx, : Tb + 1] if v.shape[1] == T + 1 else v[idx, :Tb]
         return out
 
     def transitions(self, e: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -90,6 +94,7 @@ class EpisodeStore:
             K.TERMINATED: (self.terminated[e, t] * last)[:, None],
             K.FILLED: torch.ones(len(e), 1, device=self.device),
         }
+        T = self.actions.shape[1]
         for name, v in self.extras.items():
-            out[name] = v[e, t][:, None]
+            out[name] = v[ee, tt] if v.shape[1] == T + 1 else v[e, t][:, None]
         return out
