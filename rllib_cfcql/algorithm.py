@@ -58,7 +58,9 @@ class CFCQLConfig(AlgorithmConfig):
     with Double-Q TD(λ) returns G^λ (γ = ``gamma``, λ = ``td_lambda``) from
     hard-copied target networks, and λ(s) = softmax_i(cf_tau · KL(μ_i ‖ β_i)),
     μ_i = softmax_j of agent i's counterfactual Q_tot, β = a behaviour-cloning
-    model pre-trained on the dataset.
+    model pre-trained on the dataset. Sign: as in the reference code, the agent
+    whose policy deviates most from the data gets the largest weight; appendix
+    eq. B.39 prints exp(−τ·KL), which ``cf_tau < 0`` reproduces.
 
     Baselines from the same code:
 
@@ -125,6 +127,22 @@ class CFCQLConfig(AlgorithmConfig):
         if key == "input_" and value:
             value = _absolute_paths(value)
         super().__setattr__(key, value)
+
+    def update_from_dict(self, config_dict, *args, **kwargs):
+        """RLlib's update_from_dict, but an unknown key is an error, not a silent new attribute."""
+        from rllib_cfcql.cli import allowed_config_keys
+
+        allowed = allowed_config_keys(self) | set(self.to_dict()) | set(vars(self))
+        unknown = [k for k in config_dict if k not in allowed and not str(k).startswith("__")]
+        if unknown:
+            import difflib
+
+            hints = {k: difflib.get_close_matches(k, sorted(allowed), n=2) for k in unknown}
+            raise ValueError(
+                "CFCQLConfig: unknown config key(s) "
+                + ", ".join(f"{k!r}" + (f" (did you mean {' or '.join(map(repr, h))}?)" if h else "") for k, h in hints.items())
+            )
+        return super().update_from_dict(config_dict, *args, **kwargs)
 
     def training(
         self,

@@ -160,3 +160,10 @@ def test_cli_rejects_unknown_key_and_bad_value():
     assert p.returncode == 2 and "cql_alpah" in p.stderr and "cql_alpha" in p.stderr
     p = _rllib("train", "--file", "tuned_examples/cfcql-equal-line.yaml", "--config", '{"penalty": "bogus"}', "--dry-run")
     assert p.returncode == 2 and "penalty='bogus'" in p.stderr
+
+
+def test_update_from_dict_rejects_unknown_keys_and_round_trips():
+    cfg = CFCQLConfig()
+    cfg.update_from_dict(cfg.to_dict())  # everything RLlib itself writes is accepted
+    with pytest.raises(ValueError, match=r"unknown config key\(s\) 'cql_alpah' \(did you mean 'cql_alpha'"):
+        cfg.update_from_dict({"cql_alpah": 1.0})
