@@ -1,6 +1,8 @@
-"""``rllib-cfcql data {collect,inspect,validate}``.
+"""``rllib-cfcql data {collect,convert,inspect,validate}``.
 
 collect   roll out a behaviour policy in a team task, write Parquet/JSON + card.json
+convert   import another project's dataset files (--from authors-hdf5) into a
+          team dataset + card.json; exit 2 with a precise message on bad input
 inspect   print a dataset's card and summary table
 validate  check schema, shapes against the task, value ranges, NaN/inf, masks,
           episode boundaries and the content hash; exit 1 with a precise message
@@ -19,6 +21,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
+from rllib_cfcql.data.importers import IMPORTERS, convert_dataset
 from rllib_cfcql.data.schema import PATH_COLUMN, DatasetError, EpisodeArrays, assemble_episodes, columns_from_arrow
 from rllib_cfcql.data.writer import CARD_NAME, FORMATS, collect, data_files, files_hash
 from rllib_cfcql.envs import TASKS, make_team_env
@@ -83,6 +86,26 @@ def _cmd_collect(a) -> int:
     return 0
 
 
+def _json_option(text: str, option: str):
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise DatasetError(f"{option} is not valid JSON ({e}): {text!r}") from None
+
+
+def _cmd_convert(a) -> int:
+    env_config = _json_option(a.env_config, "--env-config") if a.env_config else {}
+    if not isinstance(env_config, dict):
+        raise DatasetError(f"--env-config must be a JSON object, got {a.env_config!r}")
+    refs = _json_option(a.reference_returns, "--reference-returns") if a.reference_returns else None
+    card = convert_dataset(a.kind, a.inputs, a.out, task=a.task, env_config=env_config, fmt=a.format,
+                           force=a.force, reference_returns=refs)
+    print(f"wrote {a.out}: {card['episodes']} episodes, {card['transitions']} transitions "
+          f"from {len(a.inputs)} {a.kind} file(s), return {card['return']['mean']:.3f} ± {card['return']['std']:.3f} "
+          f"(random {card['reference_returns']['random']:.3f}, expert {card['reference_returns']['expert']:.3f})")
+    return 0
+
+
 def _cmd_inspect(a) -> int:
     d = Path(a.path)
     card = load_card(d)
@@ -132,6 +155,17 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--out", required=True)
     c.add_argument("--force", action="store_true", help="overwrite a non-empty output directory")
     c.add_argument("--quiet", action="store_true")
+    cv = sub.add_parser("convert", help="import other projects' dataset files as a team dataset + card")
+    cv.add_argument("--from", dest="kind", required=True, choices=sorted(IMPORTERS),
+                    help="source format: authors-hdf5 = the CFCQL authors' PyMARL-layout HDF5 files")
+    cv.add_argument("--task", required=True, choices=sorted(TASKS))
+    cv.add_argument("--env-config", default="", help="JSON object of env_config, e.g. '{\"n_agents\": 4}'")
+    cv.add_argument("--format", choices=FORMATS, default="parquet")
+    cv.add_argument("--reference-returns", default="",
+                    help='JSON \'{"random": R, "expert": R}\' for the card (default: measure 50 episodes of each)')
+    cv.add_argument("--out", required=True)
+    cv.add_argument("--force", action="store_true", help="overwrite a non-empty output directory")
+    cv.add_argument("inputs", nargs="+", metavar="INPUT", help="input file(s); several are concatenated in order")
     i = sub.add_parser("inspect", help="print a dataset's card as a table")
     i.add_argument("path")
     v = sub.add_parser("validate", help="validate a dataset directory")
@@ -139,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--no-hash", action="store_true", help="skip the content-hash check")
     a = ap.parse_args(argv)
     try:
-        return {"collect": _cmd_collect, "inspect": _cmd_inspect, "validate": _cmd_validate}[a.cmd](a)
+        return {"collect": _cmd_collect, "convert": _cmd_convert, "inspect": _cmd_inspect,
+                "validate": _cmd_validate}[a.cmd](a)
     except (DatasetError, FileExistsError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
