@@ -34,8 +34,8 @@ def compare_table(name: str, title: str) -> list[str]:
     return out
 
 
-def throughput_table() -> list[str]:
-    d = _load("throughput.json")
+def throughput_table(name: str = "throughput.json") -> list[str]:
+    d = _load(name)
     if not d:
         return []
     out = ["### Throughput (this 2-core machine)", "",
@@ -48,7 +48,10 @@ def throughput_table() -> list[str]:
                    f"{r['sample_time_s']:.3f} / {r['update_time_s']:.3f} | {ref} |")
     out.append("")
     for k, v in (d.get("through_ray") or {}).items():
-        out.append(f"- Through Ray, {k}: `build_algo()` {v['setup_s']} s (ray.data read {v['data_read_s']} s), "
+        b = v.get("behaviour_pretrain") or {}
+        beta = (f", β {'from cache' if b.get('cached') else 'pre-trained in ' + str(b.get('seconds')) + ' s (' + str(b.get('steps')) + ' BC steps; cached for later runs)'}"
+                if b else "")
+        out.append(f"- Through Ray, {k}: `build_algo()` {v['setup_s']} s (ray.data read {v['data_read_s']} s{beta}), "
                    f"first gradient step finished {v['first_update_after_train_call_s']} s after `train()`, "
                    f"steady state {v['steps_per_s']} steps/s (learner sampling {v['sample_time_s']} s vs update "
                    f"{v['update_time_s']} s of a {v['iteration_wall_s']} s iteration).")
@@ -76,8 +79,7 @@ def main() -> None:
     lines += compare_table("compare_equal_line_n10.json", "Equal_Line, n = 10 (`benchmarks/compare_discrete.py`)")
     lines += compare_table("compare_mpe_spread.json", "MPE cooperative navigation (`benchmarks/compare_discrete.py`)")
     lines += throughput_table()
-    for extra in sorted(RES.glob("throughput_*threads.json")):
-        pass
+    lines += throughput_table("throughput_2threads.json")
     lines += scaleout_table()
     (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print((HERE / "RESULTS.md").read_text())

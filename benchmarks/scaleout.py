@@ -26,6 +26,7 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, default=20.0)
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--eval-every", type=int, default=3)
+    ap.add_argument("--eval-episodes", type=int, default=32)
     ap.add_argument("--out", default="benchmarks/results/scaleout.json")
     a = ap.parse_args()
     import ray
@@ -43,15 +44,15 @@ def main() -> None:
                              train_batch_size_per_learner=a.batch // max(1, learners),
                              num_gradient_steps_per_iteration=a.steps_per_iteration)
                    .learners(num_learners=learners)
-                   .evaluation(evaluation_interval=a.eval_every, evaluation_duration=32, evaluation_num_env_runners=1)
+                   .evaluation(evaluation_interval=a.eval_every, evaluation_duration=a.eval_episodes, evaluation_num_env_runners=1)
                    .debugging(seed=seed))
             algo = cfg.build_algo()
             curve, t0 = [], time.perf_counter()
             for it in range(1, a.iterations + 1):
                 r = algo.train()
                 ev = r.get("evaluation", {}).get("env_runners", {})
-                if "normalized_score" in ev:
-                    curve.append((it * a.steps_per_iteration, ev["normalized_score"]))
+                if it % a.eval_every == 0 and "episode_return_mean" in ev:
+                    curve.append((it * a.steps_per_iteration, float(algo.normalized_score(ev["episode_return_mean"]))))
             secs = time.perf_counter() - t0
             algo.stop()
             runs.append({"num_learners": max(1, learners), "seed": seed, "curve": curve, "seconds": round(secs, 1)})
