@@ -1,31 +1,33 @@
-"""Learning tier (opt-in, minutes): ``python -m pytest -m learning``.
+"""Learning tier (opt-in, ~15 min on 2 cores): ``python -m pytest -m learning``.
 
-The tuned Equal_Line (n = 4) CFCQL settings must beat behaviour cloning and
-joint-action CQL on the bundled data within a fixed budget (thresholds from
-benchmarks/RESULTS.md, with margin).
+What benchmarks/RESULTS.md measured on the bundled Equal_Line n = 10 data must
+hold: with the same budget and α, joint-action CQL (MACQL) and unpenalised
+offline QMIX collapse to a zero-return policy (normalised −2.4), while CFCQL
+stays above them (measured 2.0 ± 0.7 final, 3 seeds).
 """
 
 from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytestmark = pytest.mark.learning
+REPO = Path(__file__).resolve().parents[1]
 
 
-def test_cfcql_beats_bc_and_macql_on_equal_line_n4():
-    import argparse
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+def test_cfcql_holds_up_at_n10_where_macql_collapses():
+    sys.path.insert(0, str(REPO / "benchmarks"))
     from compare_discrete import run_one
 
     from rllib_cfcql.data.commands import validate_dataset
 
-    ds = Path(__file__).resolve().parents[1] / "offline_data" / "equal_line_n4"
+    ds = REPO / "offline_data" / "equal_line_n10"
     card, episodes = validate_dataset(ds)
     a = argparse.Namespace(alpha=20.0, tau=1.0, rnn=False, mixer="qmix", lr=1e-3, batch=256, bc_steps=3000,
-                           steps=3000, eval_every=500, eval_episodes=32)
-    score = {m: np.mean([run_one(ds, card, episodes, m, s, a)["final"] for s in (0, 1)]) for m in ("cfcql", "macql", "bc")}
-    assert score["cfcql"] > score["macql"] + 5 and score["cfcql"] > score["bc"] + 5, score
+                           steps=3000, eval_every=1000, eval_episodes=32)
+    score = {m: np.mean([run_one(ds, card, episodes, m, s, a)["final"] for s in (0, 1)]) for m in ("cfcql", "macql", "none")}
+    assert score["cfcql"] > score["macql"] + 2.0 and score["cfcql"] > score["none"] + 2.0, score
