@@ -150,7 +150,7 @@ def test_cli_train_with_overrides_on_minimal_cpus_does_not_hang(tmp_path):
 
 
 def test_cli_refuses_a_trial_that_cannot_be_scheduled():
-    p = _rllib("train", "--file", "tuned_examples/cfcql-equal-line.yaml", "--ray-num-cpus", "2", timeout=120)
+    p = _rllib("train", "--file", "tuned_examples/cfcql-equal-line.yaml", "--ray-num-cpus", "2", timeout=300)
     assert p.returncode == 2
     assert "one trial needs 3 logical CPUs" in p.stderr and "Ray has 2 CPUs" in p.stderr
 

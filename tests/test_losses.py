@@ -11,7 +11,15 @@ import torch
 from rllib_cfcql import losses as L
 from rllib_cfcql.nets import QMixer, VDNMixer
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    """Exact comparisons in float64, restored afterwards (other modules build float32 nets)."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
 
 
 def test_cf_penalty_two_agents_two_actions_by_hand():
