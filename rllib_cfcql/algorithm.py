@@ -132,6 +132,8 @@ class CFCQLConfig(AlgorithmConfig):
         """RLlib's update_from_dict, but an unknown key is an error, not a silent new attribute."""
         from rllib_cfcql.cli import allowed_config_keys
 
+        if isinstance(config_dict, AlgorithmConfig):
+            config_dict = config_dict.to_dict()
         allowed = allowed_config_keys(self) | set(self.to_dict()) | set(vars(self))
         unknown = [k for k in config_dict if k not in allowed and not str(k).startswith("__")]
         if unknown:

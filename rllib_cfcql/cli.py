@@ -974,7 +974,9 @@ def _init_ray(num_cpus: Optional[int]) -> None:
         ray.init(address="auto", ignore_reinit_error=True)
     else:
         n = num_cpus if num_cpus is not None else max(os.cpu_count() or 1, 4)
-        ray.init(num_cpus=n, include_dashboard=False, ignore_reinit_error=True)
+        # address="local": always a fresh instance of the requested size; a bare ray.init()
+        # would silently join another local Ray already running on this machine
+        ray.init(address="local", num_cpus=n, include_dashboard=False, ignore_reinit_error=True)
 
 
 def _check_cluster_fits(algo_cls: Any, config: Any) -> Optional[str]:

@@ -167,3 +167,12 @@ def test_update_from_dict_rejects_unknown_keys_and_round_trips():
     cfg.update_from_dict(cfg.to_dict())  # everything RLlib itself writes is accepted
     with pytest.raises(ValueError, match=r"unknown config key\(s\) 'cql_alpah' \(did you mean 'cql_alpha'"):
         cfg.update_from_dict({"cql_alpah": 1.0})
+
+
+def test_resource_request_adds_a_reader_bundle(tiny_dataset):
+    from rllib_cfcql import CFCQL
+
+    d = tiny_dataset(env_config=ENV_CFG, episodes=12, seed=1)
+    cfg = small_config(d)  # main process + 1 evaluation EnvRunner (+ the ray.data reader)
+    for given in (cfg, cfg.to_dict()):
+        assert CFCQL.default_resource_request(given).bundles == [{"CPU": 1.0}, {"CPU": 1.0}, {"CPU": 1.0}]
