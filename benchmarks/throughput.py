@@ -27,7 +27,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 REFERENCE_GRU = {3: 0.95, 6: 0.29, 10: 0.13}

@@ -47,9 +47,7 @@ def _nll_acc(net, batch, cfg, n_actions):
     T = batch[K.ACTIONS].shape[1]
     logits = net(x)[0][:, :T]
     avail = batch[K.ACTION_MASK][:, :T]
-    nll = L.masked_mean(L.bc_nll(logits, batch[K.ACTIONS], avail).mean(-1), batch[K.FILLED])
-    acc = (logits.masked_fill(avail <= 0, L.NEG).argmax(-1) == batch[K.ACTIONS]).float().mean(-1)
-    return nll, L.masked_mean(acc, batch[K.FILLED])
+    return L.bc_loss_and_accuracy(logits, batch[K.ACTIONS], avail, batch[K.FILLED])
 
 
 def pretrain_behaviour(

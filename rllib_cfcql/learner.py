@@ -161,11 +161,9 @@ def compute_cfcql_loss(config, batch: Dict[str, torch.Tensor], fwd: Dict[str, to
     q = fwd[K.Q_AGENTS][:, :T]
     stats: Dict[str, torch.Tensor] = {}
     if config.mode == "bc":
-        nll = L.bc_nll(q, actions, avail).mean(-1)  # [B, T]
-        bc = L.masked_mean(nll, filled)
-        acc = (q.masked_fill(avail <= 0, L.NEG).argmax(-1) == actions).float().mean(-1)
+        bc, acc = L.bc_loss_and_accuracy(q, actions, avail, filled)
         stats[K.BC_LOSS] = bc
-        stats[K.POLICY_ACCURACY] = L.masked_mean(acc, filled)
+        stats[K.POLICY_ACCURACY] = acc
         zero = bc.new_zeros(())
         return L.LossTerms(total=bc, td=zero, penalty=zero, cql=zero), stats
 
@@ -179,8 +177,7 @@ def compute_cfcql_loss(config, batch: Dict[str, torch.Tensor], fwd: Dict[str, to
         if K.BEHAVIOUR_LOGITS in batch:
             kl = L.kl_mu_beta(fwd[K.CF_Q_TOT].detach(), batch[K.BEHAVIOUR_LOGITS], avail)  # [B, T, n]
             lam = L.lambda_weights(kl, config.cf_tau)
-            beta_acc = (batch[K.BEHAVIOUR_LOGITS].masked_fill(avail <= 0, L.NEG).argmax(-1) == actions).float().mean(-1)
-            stats[K.BETA_ACCURACY] = L.masked_mean(beta_acc, filled)
+            stats[K.BETA_ACCURACY] = L.greedy_accuracy(batch[K.BEHAVIOUR_LOGITS], actions, avail, filled)
         else:
             lam = torch.full(q_tot.shape + (n,), 1.0 / n, device=q_tot.device)
         pen = L.cf_penalty(fwd[K.CF_Q_TOT], q_tot, avail, lam)

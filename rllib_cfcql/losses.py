@@ -124,6 +124,21 @@ def bc_nll(logits: torch.Tensor, actions: torch.Tensor, avail: torch.Tensor) -> 
     return -logp.gather(-1, actions[..., None])[..., 0]
 
 
+def bc_loss_and_accuracy(logits, actions, avail, filled):
+    """Mean per-agent NLL of dataset actions and greedy accuracy over real steps.
+
+    logits, avail [B, T, n, A]; actions [B, T, n]; filled [B, T] -> (nll, accuracy) scalars
+    """
+    nll = masked_mean(bc_nll(logits, actions, avail).mean(-1), filled)
+    return nll, greedy_accuracy(logits, actions, avail, filled)
+
+
+def greedy_accuracy(logits, actions, avail, filled):
+    """Fraction of real agent-steps where the greedy available action equals the dataset's."""
+    hit = (logits.masked_fill(avail <= 0, NEG).argmax(-1) == actions).float().mean(-1)  # [B, T]
+    return masked_mean(hit, filled)
+
+
 @dataclass(frozen=True)
 class LossTerms:
     """Named loss terms (all scalars)."""
