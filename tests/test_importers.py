@@ -143,7 +143,7 @@ def test_convert_writes_a_dataset_that_validates_to_the_same_episodes(authors_fi
     assert card["behaviour_policy"] == f"imported from authors-hdf5: {path}"
     assert card["reference_returns"] == REFS
     assert card["task"] == TASK and card["env_config"] == ENV_CFG
-    assert card["spec"] == {"n_agents": 3, "obs_dim": 4, "state_dim": 3, "n_actions": 11, "episode_limit": 10}
+    assert card["spec"] == {"n_agents": 3, "obs_dim": 4, "state_dim": 3, "n_actions": 11, "episode_limit": 10, "continuous": False}
     np.testing.assert_allclose(card["return"]["mean"], expected.returns().mean(), rtol=1e-6)
     sha = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
     assert card["source"] == {

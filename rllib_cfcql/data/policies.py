@@ -7,7 +7,8 @@ move), or ``mixed_agents:<p>`` (per episode, each agent is independently
 *random* with probability p and a near-expert (eps=0.1) otherwise), or
 ``medium_expert:<p>`` (per episode, each agent is independently the task's
 scripted expert with probability p and its scripted *medium* policy otherwise,
-both with ε = 0.1 random moves). With p < 0.5 the most frequent action of
+both with ε = 0.1 random moves). For continuous tasks a random move is a
+uniform action on [-1, 1]^d and scripted moves carry N(0, 0.1²) noise. With p < 0.5 the most frequent action of
 every agent is the medium one, so behaviour cloning lands at medium, while the
 all-expert joint behaviour (probability p^n per episode) becomes rare as the
 team grows: the data where conservatism on *joint* actions over-penalises.
@@ -24,7 +25,10 @@ from rllib_cfcql.envs.base import TeamEnv
 Policy = Callable[[TeamEnv, dict, np.random.Generator], np.ndarray]
 
 
-def _random_available(obs: dict, rng: np.random.Generator) -> np.ndarray:
+def _random_available(obs: dict, rng: np.random.Generator, env: TeamEnv | None = None) -> np.ndarray:
+    if env is not None and env.team_spec.continuous:
+        spec = env.team_spec
+        return rng.uniform(-1.0, 1.0, (spec.n_agents, spec.n_actions)).astype(np.float32)
     mask = obs["action_mask"]
     u = rng.random(mask.shape) * mask
     return np.argmax(u, axis=-1)
@@ -67,11 +71,15 @@ class BehaviourPolicy:
             self._expert = rng.random(n) < self.arg
 
     def __call__(self, env: TeamEnv, obs: dict, rng: np.random.Generator) -> np.ndarray:
-        rand = _random_available(obs, rng)
+        rand = _random_available(obs, rng, env)
         if self.kind == "random":
             return rand
         expert = np.asarray(env.expert_action())
+        continuous = env.team_spec.continuous
         if self.kind == "medium_expert":
-            expert = np.where(self._expert, expert, np.asarray(env.medium_action()))
+            pick = self._expert[:, None] if continuous else self._expert
+            expert = np.where(pick, expert, np.asarray(env.medium_action()))
+        if continuous:  # scripted moves carry Gaussian noise (σ = 0.1), like ε = 0.1 random moves
+            expert = np.clip(expert + rng.normal(0.0, 0.1, expert.shape), -1.0, 1.0).astype(np.float32)
         explore = rng.random(len(expert)) < self._eps
-        return np.where(explore, rand, expert)
+        return np.where(explore[:, None] if continuous else explore, rand, expert)

@@ -9,14 +9,15 @@ episode_id           int64                       episode identifier (unique per 
 t                    int32                       step index within the episode, from 0
 obs                  list<float32>, n*obs_dim    per-agent observations, agent-major
 state                list<float32>, state_dim    global state
-action_mask          list<float32>, n*n_actions  1 = action available
-actions              list<int64>, n              joint action taken
+action_mask          list<float32>, n*n_actions  1 = action available (discrete tasks only)
+actions              list<int64>, n              joint action taken (discrete)
+                     list<float32>, n*d          joint action in [-1, 1] (continuous, d per agent)
 reward               float32                     team reward
 terminated           bool                        true terminal (no bootstrap)
 truncated            bool                        time limit / cut (bootstrap from next_*)
 next_obs             list<float32>, n*obs_dim    observation after the step
 next_state           list<float32>, state_dim
-next_action_mask     list<float32>, n*n_actions
+next_action_mask     list<float32>, n*n_actions  (discrete tasks only)
 ===================  ==========================  =====================================
 
 Every episode's rows have ``t = 0..L-1``; only its last row may (and must)
@@ -48,6 +49,8 @@ PATH_COLUMN = "path"  # added by ray.data's include_paths=True
 
 def _vector_widths(spec: TeamSpec) -> dict[str, int]:
     n, o, s, a = spec.n_agents, spec.obs_dim, spec.state_dim, spec.n_actions
+    if spec.continuous:
+        return {K.OBS: n * o, K.STATE: s, K.ACTIONS: n * a, K.NEXT_OBS: n * o, K.NEXT_STATE: s}
     return {
         K.OBS: n * o,
         K.STATE: s,
@@ -57,6 +60,13 @@ def _vector_widths(spec: TeamSpec) -> dict[str, int]:
         K.NEXT_STATE: s,
         K.NEXT_ACTION_MASK: n * a,
     }
+
+
+def step_columns(spec: TeamSpec) -> tuple[str, ...]:
+    """The columns a dataset of this task must have (continuous tasks have no masks)."""
+    if spec.continuous:
+        return tuple(c for c in K.STEP_COLUMNS if c not in (K.ACTION_MASK, K.NEXT_ACTION_MASK))
+    return K.STEP_COLUMNS
 
 
 def _where(table: pa.Table, row: int) -> str:
@@ -71,11 +81,12 @@ def columns_from_arrow(table: pa.Table, spec: TeamSpec, source: str = "<dataset>
     Checks presence, list widths, and finiteness; raises :class:`DatasetError`
     naming the file, column and offending value.
     """
-    missing = [c for c in K.STEP_COLUMNS if c not in table.column_names]
+    required = step_columns(spec)
+    missing = [c for c in required if c not in table.column_names]
     if missing:
         src = _where(table, 0) if table.num_rows else source
         raise DatasetError(
-            f"{src}: column(s) {missing} missing (the team schema needs {list(K.STEP_COLUMNS)}); "
+            f"{src}: column(s) {missing} missing (the team schema needs {list(required)}); "
             "write datasets with `rllib-cfcql data collect` or rllib_cfcql.data.writer"
         )
     widths = _vector_widths(spec)
@@ -96,7 +107,8 @@ def columns_from_arrow(table: pa.Table, spec: TeamSpec, source: str = "<dataset>
                 f"expected {width} for task shapes {spec.to_dict()} "
                 "(does the dataset belong to another task or n_agents?)"
             )
-        flat = np.asarray(col.flatten(), dtype=np.int64 if name == K.ACTIONS else np.float32)
+        int_actions = name == K.ACTIONS and not spec.continuous
+        flat = np.asarray(col.flatten(), dtype=np.int64 if int_actions else np.float32)
         out[name] = flat.reshape(len(table), width)
     for name, dtype in ((K.EPISODE_ID, np.int64), (K.T, np.int64), (K.REWARD, np.float32)):
         col = table.column(name)
@@ -108,7 +120,9 @@ def columns_from_arrow(table: pa.Table, spec: TeamSpec, source: str = "<dataset>
         if col.null_count:
             raise DatasetError(f"{_where(table, 0)}: column {name!r} contains nulls")
         out[name] = np.asarray(col).astype(bool)
-    for name in (K.OBS, K.STATE, K.NEXT_OBS, K.NEXT_STATE, K.REWARD, K.ACTION_MASK, K.NEXT_ACTION_MASK):
+    for name in (K.OBS, K.STATE, K.NEXT_OBS, K.NEXT_STATE, K.REWARD, K.ACTION_MASK, K.NEXT_ACTION_MASK, K.ACTIONS):
+        if name not in out or out[name].dtype.kind != "f":
+            continue
         finite = np.isfinite(out[name])
         if not finite.all():
             r = int(np.argwhere(~finite)[0][0])
@@ -137,7 +151,8 @@ class EpisodeArrays:
     """Padded episodes. ``E`` episodes, ``T`` = longest episode length.
 
     obs [E, T+1, n, O], state [E, T+1, S], action_mask [E, T+1, n, A],
-    actions [E, T, n], reward [E, T], terminated [E, T], filled [E, T].
+    actions [E, T, n] (int64), reward [E, T], terminated [E, T], filled [E, T].
+    Continuous tasks: actions [E, T, n, d] (float32) and action_mask [E, T+1, n, 0].
     Padding steps have filled = 0 and every action available.
     """
 
@@ -149,6 +164,10 @@ class EpisodeArrays:
     terminated: np.ndarray
     filled: np.ndarray
     episode_ids: np.ndarray
+
+    @property
+    def continuous(self) -> bool:
+        return self.actions.dtype.kind == "f"
 
     @property
     def num_episodes(self) -> int:
@@ -185,24 +204,33 @@ def assemble_episodes(cols: dict[str, np.ndarray], spec: TeamSpec) -> EpisodeArr
         raise DatasetError(f"{src[row]}: episode_id={ep[row]} t={t[row]}: {msg}")
 
     # --- actions in range and available ---
-    acts = c[K.ACTIONS].reshape(N, n)
-    bad = np.argwhere((acts < 0) | (acts >= A))
-    if bad.size:
-        r, i = bad[0]
-        fail(r, f"column 'actions': agent {i} took action {acts[r, i]}, expected 0 <= a < {A}")
-    mask = c[K.ACTION_MASK].reshape(N, n, A)
-    if not np.isin(mask, (0.0, 1.0)).all():
-        r = int(np.argwhere(~np.isin(mask, (0.0, 1.0)))[0][0])
-        fail(r, "column 'action_mask' must contain only 0/1")
-    empty = np.argwhere(mask.sum(-1) == 0)
-    if empty.size:
-        r, i = empty[0]
-        fail(r, f"column 'action_mask': agent {i} has no available action")
-    taken_avail = np.take_along_axis(mask, acts[..., None], axis=-1)[..., 0]
-    bad = np.argwhere(taken_avail == 0)
-    if bad.size:
-        r, i = bad[0]
-        fail(r, f"column 'actions': agent {i} took action {acts[r, i]}, which its action_mask marks unavailable")
+    if spec.continuous:
+        acts = c[K.ACTIONS].reshape(N, n, A)
+        bad = np.argwhere(np.abs(acts) > 1.0 + 1e-5)
+        if bad.size:
+            r, i, d = bad[0]
+            fail(r, f"column 'actions': agent {i} action dimension {d} is {acts[r, i, d]}, expected a value in "
+                    "[-1, 1] (team actions are normalised; rescale the env's action box)")
+        mask = np.ones((N, n, 0), np.float32)
+    else:
+        acts = c[K.ACTIONS].reshape(N, n)
+        bad = np.argwhere((acts < 0) | (acts >= A))
+        if bad.size:
+            r, i = bad[0]
+            fail(r, f"column 'actions': agent {i} took action {acts[r, i]}, expected 0 <= a < {A}")
+        mask = c[K.ACTION_MASK].reshape(N, n, A)
+        if not np.isin(mask, (0.0, 1.0)).all():
+            r = int(np.argwhere(~np.isin(mask, (0.0, 1.0)))[0][0])
+            fail(r, "column 'action_mask' must contain only 0/1")
+        empty = np.argwhere(mask.sum(-1) == 0)
+        if empty.size:
+            r, i = empty[0]
+            fail(r, f"column 'action_mask': agent {i} has no available action")
+        taken_avail = np.take_along_axis(mask, acts[..., None], axis=-1)[..., 0]
+        bad = np.argwhere(taken_avail == 0)
+        if bad.size:
+            r, i = bad[0]
+            fail(r, f"column 'actions': agent {i} took action {acts[r, i]}, which its action_mask marks unavailable")
 
     # --- episode boundaries ---
     starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]])
@@ -230,7 +258,9 @@ def assemble_episodes(cols: dict[str, np.ndarray], spec: TeamSpec) -> EpisodeArr
         fail(int(both[0]), "terminated and truncated are both set")
     # next_* of step t must equal the values at step t+1 within an episode.
     inner = np.flatnonzero(not_last)
-    for cur, nxt in ((K.OBS, K.NEXT_OBS), (K.STATE, K.NEXT_STATE), (K.ACTION_MASK, K.NEXT_ACTION_MASK)):
+    pairs = ((K.OBS, K.NEXT_OBS), (K.STATE, K.NEXT_STATE)) + (
+        () if spec.continuous else ((K.ACTION_MASK, K.NEXT_ACTION_MASK),))
+    for cur, nxt in pairs:
         diff = np.abs(c[nxt][inner] - c[cur][inner + 1]).max(axis=1) if inner.size else np.zeros(0)
         off = np.flatnonzero(diff > 1e-5)
         if off.size:
@@ -242,8 +272,8 @@ def assemble_episodes(cols: dict[str, np.ndarray], spec: TeamSpec) -> EpisodeArr
     e_idx = np.repeat(np.arange(E), lengths)
     obs = np.zeros((E, T + 1, n, O), np.float32)
     state = np.zeros((E, T + 1, S), np.float32)
-    amask = np.ones((E, T + 1, n, A), np.float32)
-    actions = np.zeros((E, T, n), np.int64)
+    amask = np.ones((E, T + 1, n, 0 if spec.continuous else A), np.float32)
+    actions = np.zeros((E, T, n, A), np.float32) if spec.continuous else np.zeros((E, T, n), np.int64)
     reward = np.zeros((E, T), np.float32)
     terminated = np.zeros((E, T), np.float32)
     filled = np.zeros((E, T), np.float32)
@@ -257,27 +287,27 @@ def assemble_episodes(cols: dict[str, np.ndarray], spec: TeamSpec) -> EpisodeArr
     # bootstrap step L_e from the last row's next_*
     obs[np.arange(E), lengths] = c[K.NEXT_OBS][last].reshape(E, n, O)
     state[np.arange(E), lengths] = c[K.NEXT_STATE][last]
-    nm = c[K.NEXT_ACTION_MASK][last].reshape(E, n, A)
-    # a terminal step may come with an all-zero mask; keep the padding convention there
-    nm[nm.sum(-1) == 0] = 1.0
-    amask[np.arange(E), lengths] = nm
+    if not spec.continuous:
+        nm = c[K.NEXT_ACTION_MASK][last].reshape(E, n, A)
+        # a terminal step may come with an all-zero mask; keep the padding convention there
+        nm[nm.sum(-1) == 0] = 1.0
+        amask[np.arange(E), lengths] = nm
     return EpisodeArrays(obs, state, amask, actions, reward, terminated, filled, ep[starts])
 
 
 def episodes_to_rows(ep: EpisodeArrays, episode_id_offset: int = 0) -> dict[str, np.ndarray]:
     """Inverse of :func:`assemble_episodes` (used by the writer and tests)."""
-    E, T, n = ep.actions.shape
     e_idx, t_idx = np.nonzero(ep.filled > 0)
     lengths = ep.lengths()
     last = t_idx == lengths[e_idx] - 1
     term = ep.terminated[e_idx, t_idx] > 0
-    return {
+    rows = {
         K.EPISODE_ID: (ep.episode_ids[e_idx] + episode_id_offset).astype(np.int64),
         K.T: t_idx.astype(np.int32),
         K.OBS: ep.obs[e_idx, t_idx].reshape(len(e_idx), -1),
         K.STATE: ep.state[e_idx, t_idx],
         K.ACTION_MASK: ep.action_mask[e_idx, t_idx].reshape(len(e_idx), -1),
-        K.ACTIONS: ep.actions[e_idx, t_idx],
+        K.ACTIONS: ep.actions[e_idx, t_idx].reshape(len(e_idx), -1),
         K.REWARD: ep.reward[e_idx, t_idx].astype(np.float32),
         K.TERMINATED: term,
         K.TRUNCATED: last & ~term,
@@ -285,3 +315,6 @@ def episodes_to_rows(ep: EpisodeArrays, episode_id_offset: int = 0) -> dict[str,
         K.NEXT_STATE: ep.state[e_idx, t_idx + 1],
         K.NEXT_ACTION_MASK: ep.action_mask[e_idx, t_idx + 1].reshape(len(e_idx), -1),
     }
+    if ep.continuous:
+        del rows[K.ACTION_MASK], rows[K.NEXT_ACTION_MASK]
+    return rows

@@ -26,7 +26,8 @@ class EpisodeStore:
         self.obs = tt(episodes.obs, torch.float32)
         self.state = tt(episodes.state, torch.float32)
         self.action_mask = tt(episodes.action_mask, torch.float32)
-        self.actions = tt(episodes.actions, torch.int64)
+        self.continuous = episodes.actions.dtype.kind == "f"
+        self.actions = tt(episodes.actions, torch.float32 if self.continuous else torch.int64)
         self.reward = tt(episodes.reward, torch.float32)
         self.terminated = tt(episodes.terminated, torch.float32)
         self.filled = tt(episodes.filled, torch.float32)

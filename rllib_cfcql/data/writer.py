@@ -40,7 +40,10 @@ def rollout(
 ) -> EpisodeArrays:
     """Run ``num_episodes`` episodes; env reset seeds are ``seed + k``."""
     rng = np.random.default_rng(seed)
-    rows: dict[str, list] = {k: [] for k in K.STEP_COLUMNS}
+    from rllib_cfcql.data.schema import step_columns
+
+    rows: dict[str, list] = {k: [] for k in step_columns(env.team_spec)}
+    continuous = env.team_spec.continuous
     it: Iterable[int] = range(num_episodes)
     if progress:
         from tqdm import tqdm
@@ -58,14 +61,17 @@ def rollout(
             rows[K.T].append(t)
             rows[K.OBS].append(obs[K.OBS].reshape(-1))
             rows[K.STATE].append(obs[K.STATE])
-            rows[K.ACTION_MASK].append(obs[K.ACTION_MASK].reshape(-1))
-            rows[K.ACTIONS].append(np.asarray(a, np.int64))
+            if continuous:
+                rows[K.ACTIONS].append(np.clip(np.asarray(a, np.float32), -1.0, 1.0).reshape(-1))
+            else:
+                rows[K.ACTION_MASK].append(obs[K.ACTION_MASK].reshape(-1))
+                rows[K.NEXT_ACTION_MASK].append(nxt[K.ACTION_MASK].reshape(-1))
+                rows[K.ACTIONS].append(np.asarray(a, np.int64))
             rows[K.REWARD].append(r)
             rows[K.TERMINATED].append(bool(term))
             rows[K.TRUNCATED].append(bool(trunc))
             rows[K.NEXT_OBS].append(nxt[K.OBS].reshape(-1))
             rows[K.NEXT_STATE].append(nxt[K.STATE])
-            rows[K.NEXT_ACTION_MASK].append(nxt[K.ACTION_MASK].reshape(-1))
             obs, t = nxt, t + 1
     cols = {k: np.asarray(v) for k, v in rows.items()}
     cols[K.REWARD] = cols[K.REWARD].astype(np.float32)
@@ -78,21 +84,23 @@ def rows_to_table(rows: dict[str, np.ndarray]) -> pa.Table:
         x = np.ascontiguousarray(x)
         return pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1), type=t), x.shape[1]).cast(pa.list_(t))
 
+    continuous = rows[K.ACTIONS].dtype.kind == "f"
     arrays = {
         K.EPISODE_ID: pa.array(rows[K.EPISODE_ID], pa.int64()),
         K.T: pa.array(rows[K.T], pa.int32()),
         K.OBS: vec(rows[K.OBS].astype(np.float32), pa.float32()),
         K.STATE: vec(rows[K.STATE].astype(np.float32), pa.float32()),
-        K.ACTION_MASK: vec(rows[K.ACTION_MASK].astype(np.float32), pa.float32()),
-        K.ACTIONS: vec(rows[K.ACTIONS].astype(np.int64), pa.int64()),
+        K.ACTION_MASK: None if continuous else vec(rows[K.ACTION_MASK].astype(np.float32), pa.float32()),
+        K.ACTIONS: vec(rows[K.ACTIONS].astype(np.float32), pa.float32()) if continuous
+        else vec(rows[K.ACTIONS].astype(np.int64), pa.int64()),
         K.REWARD: pa.array(rows[K.REWARD], pa.float32()),
         K.TERMINATED: pa.array(rows[K.TERMINATED], pa.bool_()),
         K.TRUNCATED: pa.array(rows[K.TRUNCATED], pa.bool_()),
         K.NEXT_OBS: vec(rows[K.NEXT_OBS].astype(np.float32), pa.float32()),
         K.NEXT_STATE: vec(rows[K.NEXT_STATE].astype(np.float32), pa.float32()),
-        K.NEXT_ACTION_MASK: vec(rows[K.NEXT_ACTION_MASK].astype(np.float32), pa.float32()),
+        K.NEXT_ACTION_MASK: None if continuous else vec(rows[K.NEXT_ACTION_MASK].astype(np.float32), pa.float32()),
     }
-    return pa.table(arrays)
+    return pa.table({k: v for k, v in arrays.items() if v is not None})
 
 
 def _write_json(table: pa.Table, path: Path) -> None:
@@ -152,8 +160,12 @@ def make_card(
 ) -> dict:
     ret = episodes.returns()
     valid = episodes.filled > 0
-    acts = episodes.actions[valid]  # [N, n]
-    counts = np.stack([np.bincount(acts[:, i], minlength=spec.n_actions) for i in range(spec.n_agents)])
+    acts = episodes.actions[valid]  # [N, n] or [N, n, d]
+    if spec.continuous:
+        action_stats = {"action_mean": acts.mean(0).round(4).tolist(), "action_std": acts.std(0).round(4).tolist()}
+    else:
+        counts = np.stack([np.bincount(acts[:, i], minlength=spec.n_actions) for i in range(spec.n_agents)])
+        action_stats = {"action_frequencies": (counts / counts.sum(1, keepdims=True)).round(4).tolist()}
     return {
         "card_version": CARD_VERSION,
         "task": task,
@@ -172,7 +184,7 @@ def make_card(
             "min": float(ret.min()),
             "max": float(ret.max()),
         },
-        "action_frequencies": (counts / counts.sum(1, keepdims=True)).round(4).tolist(),
+        **action_stats,
         "reference_returns": {"random": references["random"], "expert": references["expert"]},
         "collection_seconds": round(collection_seconds, 2),
         "versions": _versions(),

@@ -3,8 +3,12 @@
 A :class:`TeamEnv` is a plain single-agent ``gymnasium.Env`` whose
 
 * observation is a ``Dict`` of per-agent observations ``obs [n, obs_dim]``, the
-  global ``state [state_dim]`` and per-agent ``action_mask [n, n_actions]``;
-* action is the joint action, ``MultiDiscrete([n_actions] * n)``;
+  global ``state [state_dim]`` and, for discrete tasks, per-agent
+  ``action_mask [n, n_actions]``;
+* action is the joint action: ``MultiDiscrete([n_actions] * n)`` for discrete
+  tasks, ``Box(-1, 1, (n, n_actions))`` for continuous ones (``n_actions`` is
+  then each agent's action dimension; every task maps [-1, 1] to its own
+  action range);
 * reward is the team reward.
 
 RLlib's single-agent machinery (offline data, Learner, EnvRunner, Tune,
@@ -30,29 +34,42 @@ class TeamSpec:
     n_agents: int
     obs_dim: int
     state_dim: int
-    n_actions: int
+    n_actions: int  #: discrete: actions per agent; continuous: action dimension per agent
     episode_limit: int
+    continuous: bool = False
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TeamSpec":
-        return cls(**{k: int(d[k]) for k in cls.__dataclass_fields__})
+        out = {k: int(d[k]) for k in cls.__dataclass_fields__ if k != "continuous"}
+        return cls(**out, continuous=bool(d.get("continuous", False)))
 
 
 def team_observation_space(spec: TeamSpec) -> gym.spaces.Dict:
-    return gym.spaces.Dict(
-        {
-            K.OBS: gym.spaces.Box(-np.inf, np.inf, (spec.n_agents, spec.obs_dim), np.float32),
-            K.STATE: gym.spaces.Box(-np.inf, np.inf, (spec.state_dim,), np.float32),
-            K.ACTION_MASK: gym.spaces.Box(0.0, 1.0, (spec.n_agents, spec.n_actions), np.float32),
-        }
-    )
+    spaces = {
+        K.OBS: gym.spaces.Box(-np.inf, np.inf, (spec.n_agents, spec.obs_dim), np.float32),
+        K.STATE: gym.spaces.Box(-np.inf, np.inf, (spec.state_dim,), np.float32),
+    }
+    if not spec.continuous:
+        spaces[K.ACTION_MASK] = gym.spaces.Box(0.0, 1.0, (spec.n_agents, spec.n_actions), np.float32)
+    return gym.spaces.Dict(spaces)
 
 
-def team_action_space(spec: TeamSpec) -> gym.spaces.MultiDiscrete:
+def team_action_space(spec: TeamSpec) -> gym.spaces.Space:
+    if spec.continuous:
+        return gym.spaces.Box(-1.0, 1.0, (spec.n_agents, spec.n_actions), np.float32)
     return gym.spaces.MultiDiscrete([spec.n_actions] * spec.n_agents)
+
+
+def spec_from_spaces(observation_space: gym.spaces.Dict, action_space: gym.spaces.Space, episode_limit: int = 0) -> TeamSpec:
+    """The :class:`TeamSpec` of a team env's spaces (``episode_limit`` is not in the spaces)."""
+    n, obs_dim = observation_space[K.OBS].shape
+    state_dim = observation_space[K.STATE].shape[0]
+    if isinstance(action_space, gym.spaces.Box):
+        return TeamSpec(n, obs_dim, state_dim, int(action_space.shape[-1]), episode_limit, continuous=True)
+    return TeamSpec(n, obs_dim, state_dim, int(action_space.nvec[0]), episode_limit)
 
 
 class TeamEnv(gym.Env):
@@ -70,16 +87,26 @@ class TeamEnv(gym.Env):
     def team_spec(self) -> TeamSpec:
         return self.spec_
 
-    def _pack(self, obs: np.ndarray, state: np.ndarray, mask: np.ndarray) -> dict:
-        return {
+    def _pack(self, obs: np.ndarray, state: np.ndarray, mask: np.ndarray | None) -> dict:
+        out = {
             K.OBS: np.asarray(obs, np.float32).reshape(self.spec_.n_agents, self.spec_.obs_dim),
             K.STATE: np.asarray(state, np.float32).reshape(self.spec_.state_dim),
-            K.ACTION_MASK: np.asarray(mask, np.float32).reshape(
-                self.spec_.n_agents, self.spec_.n_actions
-            ),
         }
+        if not self.spec_.continuous:
+            out[K.ACTION_MASK] = np.asarray(mask, np.float32).reshape(self.spec_.n_agents, self.spec_.n_actions)
+        return out
 
     def check_action(self, action) -> np.ndarray:
+        if self.spec_.continuous:
+            a = np.asarray(action, dtype=np.float32)
+            n, d = self.spec_.n_agents, self.spec_.n_actions
+            if a.size != n * d:
+                raise ValueError(
+                    f"{type(self).__name__}: joint action must have shape ({n}, {d}), got shape {np.shape(action)}"
+                )
+            if not np.isfinite(a).all():
+                raise ValueError(f"{type(self).__name__}: joint action contains NaN/inf: {a.tolist()}")
+            return np.clip(a.reshape(n, d), -1.0, 1.0)
         a = np.asarray(action, dtype=np.int64).reshape(-1)
         if a.shape != (self.spec_.n_agents,):
             raise ValueError(
