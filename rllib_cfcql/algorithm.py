@@ -1,4 +1,9 @@
-"""CFCQL as a registered RLlib Algorithm (discrete actions, mixer backbone)."""
+"""CFCQL as a registered RLlib Algorithm.
+
+The task's action space picks the variant: ``MultiDiscrete`` team actions train
+the value-decomposition (mixer) variant, ``Box`` team actions the centralised
+critic + deterministic actors variant (ALGORITHM.md §2 and §3).
+"""
 
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ from ray.rllib.utils.metrics import (
 from rllib_cfcql import keys as K
 from rllib_cfcql.data.offline import TeamOfflineData, check_card_matches
 from rllib_cfcql.envs import TASKS, make_team_env
-from rllib_cfcql.envs.base import TeamSpec
+from rllib_cfcql.envs.base import TeamSpec, spec_from_spaces
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +39,9 @@ PENALTIES = ("cf", "joint", "none")
 MODES = ("cql", "bc")
 MIXERS = ("qmix", "vdn")
 BATCH_UNITS = ("episodes", "transitions")
+CRITICS = ("central", "independent")
+ACTOR_OBJECTIVES = ("auto", "counterfactual", "joint", "td3bc", "independent", "omar", "bc")
+LAMBDA_MODELS = ("uniform", "vae")
 
 
 def _absolute_paths(value):
@@ -74,6 +82,30 @@ class CFCQLConfig(AlgorithmConfig):
     clip 10, batch 128 whole episodes, targets copied every 25 gradient steps,
     γ 0.99, TD(λ) 0.6, GRU agent of width 64, QMIX mixer (embed 32, hypernet
     64), α = 50.
+
+    **Continuous actions** (a ``Box`` team action space; ALGORITHM.md §3)::
+
+        L_critic = Σ_k E[(Q_k(s, a^D) − y)²]
+                   + cql_alpha · Σ_k E[ Σ_i λ_i · log∫exp Q_k(s, a^D_{-i}, a_i) da_i − Q_k(s, a^D) ]
+        L_actor  = Σ_i E[ −Q_1(s, a^D with a_i := π_i(o_i)) + actor_l2·‖π_i(o_i)‖² ]
+
+    y = r + γ(1 − terminated)·min_k Q̄_k(s', clip(π̄(o') + ε)), ε ~ N(0, target_noise²)
+    clipped to ±target_noise_clip. log∫exp is estimated from ``cql_samples``
+    uniform samples per agent (plus as many around the current and the
+    next-state policy with ``cql_policy_samples``), each importance-corrected by
+    its own proposal's density. λ is uniform (``lambda_model="uniform"``) or
+    softmax_i(cf_tau·(−log β̂_i(π_i(o_i)|s))) from a conditional VAE of the data
+    (``lambda_model="vae"``). Schedule: rounds of ``actor_update_interval``
+    critic steps, the first also updating the actors, then one Polyak update
+    (``polyak_tau``) of both targets. Baselines by switches:
+
+    * MACQL: ``penalty="joint"`` (joint samples; actors step on Q(s, π(o))).
+    * ICQL: ``critic="independent"`` (per-agent twin critics Q_i(o_i, a_i), each
+      with its own CQL penalty; ``penalty="cf"`` means per-agent here).
+    * OMAR: ``critic="independent", actor_objective="omar"`` (zeroth-order
+      rectification of the actor toward the best action found around it).
+    * MATD3+BC: ``penalty="none", actor_objective="td3bc"``.
+    * BC: ``mode="bc"``.
     """
 
     def __init__(self, algo_class=None):
@@ -93,7 +125,7 @@ class CFCQLConfig(AlgorithmConfig):
         self.target_update_interval = 25  #: hard target copy every N gradient steps
         self.joint_samples = 100  #: MACQL: joint actions sampled per state
         self.target_cache: Optional[bool] = None  #: cache target utilities per dataset shard (None = when cheaper)
-        self.batch_unit = "episodes"  #: train_batch_size_per_learner counts "episodes" | "transitions"
+        self.batch_unit: Optional[str] = None  #: "episodes" | "transitions"; None: episodes (discrete), transitions (continuous)
         self.train_batch_size_per_learner = 128
         self.num_gradient_steps_per_iteration = 100  #: gradient steps per learner per train()
         # --- networks ---
@@ -110,6 +142,35 @@ class CFCQLConfig(AlgorithmConfig):
         self.bc_lr = 1e-3
         self.bc_patience = 10  #: stop after this many evaluations (every 50 steps) without improvement
         self.behaviour_cache_dir: Optional[str] = None  #: default ~/.cache/rllib_cfcql (or $RLLIB_CFCQL_CACHE)
+        # --- continuous actions (centralised critic, deterministic actors) ---
+        self.critic = "central"  #: "central" twin Q(s, a) | "independent" per-agent twin Q_i(o_i, a_i) (ICQL/OMAR)
+        self.actor_objective = "auto"  #: see ACTOR_OBJECTIVES; auto follows penalty/critic/mode
+        self.critic_hidden: Optional[int] = None  #: None → agent_hidden
+        self.shared_actor = False  #: one actor for all agents (with agent id) instead of one per agent
+        self.actor_lr: Optional[float] = None  #: None → lr
+        self.critic_lr: Optional[float] = None  #: None → lr
+        self.cql_samples = 10  #: uniform samples per agent slot (and per policy proposal)
+        self.cql_policy_samples = False  #: also sample around the current / next-state policy (MuJoCo)
+        self.cql_policy_std = 0.2
+        self.target_noise = 0.05  #: TD3 target policy smoothing σ
+        self.target_noise_clip = 0.5
+        self.polyak_tau = 0.01
+        self.actor_update_interval = 5  #: critic steps per round; the first updates the actors too
+        self.actor_l2 = 1e-3
+        self.td3bc_alpha = 2.5
+        self.omar_coe = 0.7
+        self.omar_iters = 3
+        self.omar_samples = 20
+        self.omar_elites = 5
+        self.omar_sigma = 2.0
+        self.lambda_model = "uniform"  #: "uniform" | "vae" (behaviour density from a conditional VAE)
+        self.vae_hidden = 750
+        self.vae_latent: Optional[int] = None  #: None → 2 · joint action dimension
+        self.vae_lr = 1e-4
+        self.vae_kl_weight = 0.5
+        self.vae_pretrain_steps = 5000
+        self.vae_batch_size = 256
+        self.vae_samples = 20  #: importance samples L for log β̂_i
         # --- scoring / system ---
         self.reference_returns: Optional[Dict[str, float]] = None  #: {"random": R, "expert": R}; default: dataset card
         self.learner_torch_threads = 1  #: torch threads in a CPU learner process (0 = leave torch's default)
@@ -174,6 +235,34 @@ class CFCQLConfig(AlgorithmConfig):
         behaviour_cache_dir: Optional[str] = NotProvided,
         reference_returns: Optional[Dict[str, float]] = NotProvided,
         learner_torch_threads: Optional[int] = NotProvided,
+        critic: Optional[str] = NotProvided,
+        actor_objective: Optional[str] = NotProvided,
+        critic_hidden: Optional[int] = NotProvided,
+        shared_actor: Optional[bool] = NotProvided,
+        actor_lr: Optional[float] = NotProvided,
+        critic_lr: Optional[float] = NotProvided,
+        cql_samples: Optional[int] = NotProvided,
+        cql_policy_samples: Optional[bool] = NotProvided,
+        cql_policy_std: Optional[float] = NotProvided,
+        target_noise: Optional[float] = NotProvided,
+        target_noise_clip: Optional[float] = NotProvided,
+        polyak_tau: Optional[float] = NotProvided,
+        actor_update_interval: Optional[int] = NotProvided,
+        actor_l2: Optional[float] = NotProvided,
+        td3bc_alpha: Optional[float] = NotProvided,
+        omar_coe: Optional[float] = NotProvided,
+        omar_iters: Optional[int] = NotProvided,
+        omar_samples: Optional[int] = NotProvided,
+        omar_elites: Optional[int] = NotProvided,
+        omar_sigma: Optional[float] = NotProvided,
+        lambda_model: Optional[str] = NotProvided,
+        vae_hidden: Optional[int] = NotProvided,
+        vae_latent: Optional[int] = NotProvided,
+        vae_lr: Optional[float] = NotProvided,
+        vae_kl_weight: Optional[float] = NotProvided,
+        vae_pretrain_steps: Optional[int] = NotProvided,
+        vae_batch_size: Optional[int] = NotProvided,
+        vae_samples: Optional[int] = NotProvided,
         **kwargs,
     ) -> "CFCQLConfig":
         super().training(**kwargs)
@@ -188,8 +277,36 @@ class CFCQLConfig(AlgorithmConfig):
         return self.agent_rnn if self.obs_last_action is None else bool(self.obs_last_action)
 
     @property
+    def is_continuous(self) -> bool:
+        """True when the team action space is a Box (set from the task by validate())."""
+        import gymnasium as gym
+
+        return isinstance(self.action_space, gym.spaces.Box)
+
+    @property
+    def resolved_batch_unit(self) -> str:
+        if self.batch_unit is not None:
+            return self.batch_unit
+        return "transitions" if self.is_continuous else "episodes"
+
+    @property
+    def resolved_actor_objective(self) -> str:
+        if self.actor_objective != "auto":
+            return self.actor_objective
+        if self.mode == "bc":
+            return "bc"
+        if self.critic == "independent":
+            return "independent"
+        return "counterfactual" if self.penalty == "cf" else "joint"
+
+    @property
     def uses_behaviour_model(self) -> bool:
-        return self.mode == "cql" and self.penalty == "cf" and self.cf_tau != 0
+        return not self.is_continuous and self.mode == "cql" and self.penalty == "cf" and self.cf_tau != 0
+
+    @property
+    def uses_vae(self) -> bool:
+        return (self.is_continuous and self.lambda_model == "vae" and self.cf_tau != 0
+                and self.resolved_actor_objective != "bc" and self.critic == "central" and self.penalty == "cf")
 
     @property
     def _model_config_auto_includes(self) -> Dict[str, Any]:
@@ -205,14 +322,43 @@ class CFCQLConfig(AlgorithmConfig):
             "penalty": self.penalty,
             "joint_samples": self.joint_samples,
             "use_behaviour": self.uses_behaviour_model,
+            # continuous variant
+            "actor_hidden": self.agent_hidden,
+            "critic_hidden": self.critic_hidden or self.agent_hidden,
+            "shared_actor": self.shared_actor,
+            "critic": self.critic,
+            "actor_objective": self.resolved_actor_objective,
+            "cql_samples": self.cql_samples,
+            "cql_policy_samples": self.cql_policy_samples,
+            "cql_policy_std": self.cql_policy_std,
+            "target_noise": self.target_noise,
+            "target_noise_clip": self.target_noise_clip,
+            "lambda_model": "vae" if self.uses_vae else "uniform",
+            "cf_tau": self.cf_tau,
+            "vae_hidden": self.vae_hidden,
+            "vae_latent": self.vae_latent,
+            "vae_samples": self.vae_samples,
+            "omar_iters": self.omar_iters,
+            "omar_samples": self.omar_samples,
+            "omar_elites": self.omar_elites,
+            "omar_sigma": self.omar_sigma,
+            "gamma": self.gamma,
         }
 
     def get_default_rl_module_spec(self) -> RLModuleSpec:
+        if self.is_continuous:
+            from rllib_cfcql.module_continuous import ContinuousCFCQLTorchRLModule
+
+            return RLModuleSpec(module_class=ContinuousCFCQLTorchRLModule)
         from rllib_cfcql.module import CFCQLTorchRLModule
 
         return RLModuleSpec(module_class=CFCQLTorchRLModule)
 
     def get_default_learner_class(self):
+        if self.is_continuous:
+            from rllib_cfcql.learner_continuous import ContinuousCFCQLTorchLearner
+
+            return ContinuousCFCQLTorchLearner
         from rllib_cfcql.learner import CFCQLTorchLearner
 
         return CFCQLTorchLearner
@@ -239,7 +385,9 @@ class CFCQLConfig(AlgorithmConfig):
                 rng = f"{'(' if lo_open else '['}{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
                 self._fail(field, v, f"{'an integer' if integer else 'a number'} in {rng}")
 
-        for field, allowed in (("penalty", PENALTIES), ("mode", MODES), ("mixer", MIXERS), ("batch_unit", BATCH_UNITS)):
+        for field, allowed in (("penalty", PENALTIES), ("mode", MODES), ("mixer", MIXERS),
+                               ("batch_unit", BATCH_UNITS + (None,)), ("critic", CRITICS),
+                               ("actor_objective", ACTOR_OBJECTIVES), ("lambda_model", LAMBDA_MODELS)):
             if getattr(self, field) not in allowed:
                 self._fail(field, getattr(self, field), f"one of {allowed}")
         number("cql_alpha", 0.0)
@@ -258,7 +406,14 @@ class CFCQLConfig(AlgorithmConfig):
             number("lr", 0.0, lo_open=True)
         if self.target_cache not in (None, True, False):
             self._fail("target_cache", self.target_cache, "None (automatic), True or False")
-        if self.batch_unit == "transitions" and (self.agent_rnn or self.resolved_obs_last_action):
+        self._validate_env_and_spaces()
+        if self.is_continuous:
+            self._validate_continuous(number)
+        elif self.critic != "central" or self.actor_objective != "auto":
+            self._fail("critic" if self.critic != "central" else "actor_objective",
+                       self.critic if self.critic != "central" else self.actor_objective,
+                       "the default for a discrete task (critic and actor_objective apply to continuous actions only)")
+        if not self.is_continuous and self.resolved_batch_unit == "transitions" and (self.agent_rnn or self.resolved_obs_last_action):
             self._fail("batch_unit", self.batch_unit,
                        "'episodes' for a recurrent agent or obs_last_action=True (transitions carry no history); "
                        "set agent_rnn=False and obs_last_action=False to train on transitions")
@@ -268,6 +423,8 @@ class CFCQLConfig(AlgorithmConfig):
                 self._fail("reference_returns", r, "a dict {'random': R_random, 'expert': R_expert} with R_expert != R_random")
         if not self.input_ or self.input_ == "sampler":
             self._fail("input_", self.input_, "the path(s) of a team dataset, e.g. .offline_data(input_=['offline_data/equal_line_n4'])")
+
+    def _validate_env_and_spaces(self) -> None:
         if self.env is None:
             self._fail("env", None, f"a team task name ({sorted(TASKS)}) given with .environment(...)")
         if isinstance(self.env, str) and self.env in TASKS and self.observation_space is None:
@@ -277,10 +434,35 @@ class CFCQLConfig(AlgorithmConfig):
         if self.observation_space is None:
             self._fail("env", self.env, f"a registered team task ({sorted(TASKS)}) or explicit observation/action spaces")
 
+    def _validate_continuous(self, number) -> None:
+        if self.resolved_batch_unit != "transitions":
+            self._fail("batch_unit", self.batch_unit, "'transitions' (or None) for a continuous task: its actors and critics see single steps")
+        obj = self.resolved_actor_objective
+        if self.critic == "independent":
+            if obj not in ("independent", "omar", "bc"):
+                self._fail("actor_objective", self.actor_objective,
+                           "'independent', 'omar' or 'auto' with critic='independent' (no central critic to step on)")
+            if self.penalty == "joint":
+                self._fail("penalty", self.penalty, "'cf' (per-agent CQL) or 'none' with critic='independent'")
+        elif obj in ("independent", "omar"):
+            self._fail("actor_objective", self.actor_objective, f"critic='independent' for {obj!r} (ICQL/OMAR have no central critic)")
+        for field in ("cql_samples", "actor_update_interval", "omar_iters", "omar_samples", "vae_hidden",
+                      "vae_pretrain_steps", "vae_batch_size", "vae_samples"):
+            number(field, 1, integer=True)
+        if self.omar_elites is None or not (1 <= self.omar_elites <= self.omar_samples):
+            self._fail("omar_elites", self.omar_elites, f"an integer in [1, omar_samples={self.omar_samples}]")
+        for field in ("cql_policy_std", "omar_sigma", "vae_lr", "td3bc_alpha"):
+            number(field, 0.0, lo_open=True)
+        for field in ("target_noise", "target_noise_clip", "actor_l2", "vae_kl_weight"):
+            number(field, 0.0)
+        number("polyak_tau", 0.0, 1.0, lo_open=True)
+        number("omar_coe", 0.0, 1.0)
+        for field in ("actor_lr", "critic_lr", "critic_hidden", "vae_latent"):
+            if getattr(self, field) is not None:
+                number(field, 0.0, lo_open=True, integer=field in ("critic_hidden", "vae_latent"))
+
     def team_spec(self) -> TeamSpec:
-        obs = self.observation_space
-        return TeamSpec(n_agents=obs[K.OBS].shape[0], obs_dim=obs[K.OBS].shape[1], state_dim=obs[K.STATE].shape[0],
-                        n_actions=int(self.action_space.nvec[0]), episode_limit=0)
+        return spec_from_spaces(self.observation_space, self.action_space)
 
 
 class CFCQL(Algorithm):
@@ -321,6 +503,16 @@ class CFCQL(Algorithm):
             "return_mean": float(episodes.returns().mean()),
             "read_seconds": round(od.read_seconds, 3),
         }
+        self.vae_info = None
+        if self.config.uses_vae:
+            from rllib_cfcql.behaviour import pretrain_vae
+
+            state, self.vae_info = pretrain_vae(
+                episodes, hidden=self.config.vae_hidden, latent=self.config.vae_latent, steps=self.config.vae_pretrain_steps,
+                batch_size=self.config.vae_batch_size, lr=self.config.vae_lr, kl_weight=self.config.vae_kl_weight,
+                seed=self.config.seed or 0, cache_dir=self.config.behaviour_cache_dir,
+            )
+            self.learner_group.foreach_learner(lambda learner, s=state: learner.set_vae_state(s))
         if self.config.uses_behaviour_model:
             from rllib_cfcql.behaviour import pretrain_behaviour
 

@@ -129,3 +129,84 @@ def pretrain_behaviour(
     torch.save({"state": state, "info": info}, tmp)
     os.replace(tmp, path)
     return state, info
+
+
+def pretrain_vae(
+    episodes: EpisodeArrays,
+    *,
+    hidden: int,
+    latent: int | None,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    kl_weight: float,
+    seed: int,
+    patience: int = 10,
+    eval_every: int = 100,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> tuple[Dict[str, np.ndarray], Dict[str, Any]]:
+    """Fit the conditional VAE p(a | s) of the continuous variant's λ on the dataset's
+    (state, joint action) pairs; early stopping on a held-out 10% of the transitions'
+    negative ELBO; cached per (dataset content, architecture, settings) like β."""
+    from rllib_cfcql.nets_continuous import ConditionalVAE
+
+    n_agents, act_dim = episodes.actions.shape[2:4]
+    state_dim = episodes.state.shape[-1]
+    key_src = json.dumps({"data": arrays_digest(episodes), "kind": "vae", "hidden": hidden, "latent": latent,
+                          "steps": steps, "batch": batch_size, "lr": lr, "kl": kl_weight, "seed": seed,
+                          "patience": patience, "eval_every": eval_every}, sort_keys=True)
+    key = hashlib.sha256(key_src.encode()).hexdigest()[:24]
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    path = cache / "behaviour" / f"vae-{key}.pt"
+    if path.exists():
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+        logger.info("behaviour VAE loaded from cache %s", path)
+        return blob["state"], dict(blob["info"], cached=True, cache_path=str(path))
+
+    valid = episodes.filled > 0
+    states = torch.as_tensor(episodes.state[:, :-1][valid])
+    actions = torch.as_tensor(episodes.actions[valid])
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    perm = torch.randperm(len(states), generator=g)
+    n_val = max(1, len(states) // 10)
+    val_idx, train_idx = perm[:n_val], perm[n_val:] if len(states) > 1 else perm
+    vae = ConditionalVAE(state_dim, n_agents, act_dim, hidden, latent)
+    opt = torch.optim.Adam(vae.parameters(), lr=lr)
+    best, best_state, bad, t0, step = float("inf"), None, 0, time.perf_counter(), 0
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps, desc="pre-training behaviour VAE (λ)", unit="step", file=sys.stderr, mininterval=5.0)
+    for step in range(1, steps + 1):
+        j = train_idx[torch.randint(len(train_idx), (batch_size,), generator=g)]
+        loss, _ = vae.elbo_loss(states[j], actions[j], kl_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if bar:
+            bar.update(1)
+        if step % eval_every == 0 or step == steps:
+            with torch.no_grad():
+                v = vae.elbo_loss(states[val_idx], actions[val_idx], kl_weight)[0].item()
+            if bar:
+                bar.set_postfix(val_loss=f"{v:.4f}")
+            if v < best - 1e-4:
+                best, bad = v, 0
+                best_state = {k: t.detach().clone() for k, t in vae.state_dict().items()}
+            else:
+                bad += 1
+                if bad >= patience:
+                    break
+    if bar:
+        bar.close()
+    state = {k: v.numpy() for k, v in (best_state or vae.state_dict()).items()}
+    info = {"val_loss": best, "steps": step, "seconds": round(time.perf_counter() - t0, 2), "cached": False,
+            "cache_path": str(path)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"state": state, "info": info}, tmp)
+    os.replace(tmp, path)
+    return state, info

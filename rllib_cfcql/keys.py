@@ -48,6 +48,18 @@ JOINT_LOG_COUNT = "joint_log_count"  # [B, T] log |available joint actions|
 TARGET_Q_AGENTS = "target_q_agents"  # [B, T+1, n, A] cached target utilities (optional)
 BEHAVIOUR_LOGITS = "behaviour_logits"  # [B, T, n, A] beta (frozen BC model)
 
+# ---- continuous variant (transitions: B states; K = 2 twin critics; M samples) ----
+PI_ACTIONS = "pi_actions"  # [B, n, d] current actors' actions (with gradient)
+Q_DATA = "q_data"  # [K, B] central / [K, B, n] independent critics at the data actions
+TD_TARGET = "td_target"  # [B] / [B, n] TD3 target
+CF_Q = "cf_q"  # [K, M, B, n] Q with agent i's slot at sample m, others at the data
+JOINT_Q = "joint_q"  # [K, M, B] Q at sampled joint actions (MACQL)
+IND_Q = "ind_q"  # [K, M, B, n] independent critics at sampled own actions (ICQL/OMAR)
+SAMPLE_LOG_DENSITY = "sample_log_density"  # log density of each sample's proposal
+LAMBDA = "lambda"  # [B, n] counterfactual weights
+ACTOR_Q = "actor_q"  # [B, n] or [B] Q1 at the actors' actions (through detached critic weights)
+OMAR_TARGET = "omar_target"  # [B, n, d] OMAR's rectified actions
+
 # ---- Metrics ----
 TD_LOSS = "td_loss"
 PENALTY = "penalty"
@@ -55,6 +67,10 @@ CQL_LOSS = "cql_loss"
 BC_LOSS = "bc_loss"
 Q_TOT_MEAN = "q_tot_mean"
 TARGET_MEAN = "target_mean"
+CRITIC_LOSS = "critic_loss"
+ACTOR_LOSS = "actor_loss"
+Q_DATA_MEAN = "q_data_mean"
+ACTOR_Q_MEAN = "actor_q_mean"
 LAMBDA_ENTROPY = "lambda_entropy"
 LAMBDA_MAX = "lambda_max"
 BETA_ACCURACY = "beta_accuracy"

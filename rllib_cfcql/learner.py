@@ -56,7 +56,7 @@ class CFCQLTorchLearner(TorchLearner):
             episodes = ray.get(episodes)
         k = int(getattr(self, "_learner_index", 0) or 0)
         shard = episodes.select(np.arange(k, episodes.num_episodes, max(1, num_shards)))
-        self.store = EpisodeStore(shard, self._device, unit=self.config.batch_unit, seed=seed + 1000 * k)
+        self.store = EpisodeStore(shard, self._device, unit=self.config.resolved_batch_unit, seed=seed + 1000 * k)
         if self.config.uses_behaviour_model:
             module = self.module[DEFAULT_MODULE_ID].unwrapped()
             logits = torch.zeros(*self.store.actions.shape, module.n_actions, device=self._device)
@@ -110,15 +110,12 @@ class CFCQLTorchLearner(TorchLearner):
             t0 = time.perf_counter()
             batch = self.store.sample(bs)
             t1 = time.perf_counter()
+            self._before_step(module)
             _, loss_per_module, _ = self._update({DEFAULT_MODULE_ID: batch})
             t_update += time.perf_counter() - t1
             t_sample += t1 - t0
             self.num_grad_steps += 1
-            if self.config.mode != "bc" and self.num_grad_steps % self.config.target_update_interval == 0:
-                module.sync_targets()
-                self.num_target_updates += 1
-                if self.cache_targets:
-                    self._refresh_target_cache()
+            self._after_step(module)
             loss = loss_per_module[DEFAULT_MODULE_ID]
         if loss is not None:
             self.metrics.log_value((DEFAULT_MODULE_ID, self.TOTAL_LOSS_KEY), loss.detach(), window=1)
@@ -130,6 +127,17 @@ class CFCQLTorchLearner(TorchLearner):
         self.metrics.log_value((ALL_MODULES, K.UPDATE_TIME), t_update, reduce="sum")
         self.after_gradient_based_update(timesteps=timesteps)
         return self.metrics.reduce()
+
+    def _before_step(self, module) -> None:
+        """Hook before each gradient step (the continuous learner picks actor steps here)."""
+
+    def _after_step(self, module) -> None:
+        """Hook after each gradient step: hard target copy every ``target_update_interval`` steps."""
+        if self.config.mode != "bc" and self.num_grad_steps % self.config.target_update_interval == 0:
+            module.sync_targets()
+            self.num_target_updates += 1
+            if self.cache_targets:
+                self._refresh_target_cache()
 
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out) -> torch.Tensor:
         terms, stats = compute_cfcql_loss(config, batch, fwd_out)
