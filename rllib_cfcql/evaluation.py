@@ -1,4 +1,4 @@
-"""Greedy decentralised evaluation of a CFCQL RLModule outside RLlib's EnvRunners.
+"""Greedy (deterministic) decentralised evaluation of a CFCQL RLModule outside RLlib's EnvRunners.
 
 Used by benchmarks and tests; training runs evaluate on RLlib EnvRunners.
 """
@@ -17,6 +17,19 @@ def evaluate_module(module, task: str, env_config: dict, episodes: int, seed: in
     """Returns the team return of each of ``episodes`` greedy episodes (env seeds seed+k)."""
     env = make_team_env(task, env_config)
     out = np.zeros(episodes)
+    if hasattr(module, "actor"):  # continuous: deterministic decentralised actors
+        device = next(module.actor.parameters()).device
+        for k in range(episodes):
+            obs, _ = env.reset(seed=seed + k)
+            done, ret = False, 0.0
+            while not done:
+                a = module.actor(torch.as_tensor(obs[K.OBS], device=device)[None])[0]
+                obs, r, term, trunc, _ = env.step(a.cpu().numpy())
+                ret += r
+                done = term or trunc
+            out[k] = ret
+        env.close()
+        return out
     device = next(module.agent.parameters()).device
     for k in range(episodes):
         obs, _ = env.reset(seed=seed + k)
