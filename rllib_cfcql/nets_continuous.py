@@ -128,12 +128,19 @@ class CentralTwinCritic(nn.Module):
     def counterfactual(self, state: torch.Tensor, data_actions: torch.Tensor, slot_actions: torch.Tensor,
                        detach: bool = False) -> torch.Tensor:
         """Q at a^D with agent i's slot replaced: slot_actions [M, B, n, d] (entry [m, b, i] is the
-        action put in slot i) -> Q [2, M, B, n], entry [k, m, b, i] = Q_k(s_b, a^D_b with a_i := slot[m, b, i])."""
+        action put in slot i) -> Q [2, M, B, n], entry [k, m, b, i] = Q_k(s_b, a^D_b with a_i := slot[m, b, i]).
+
+        The first-layer pre-activation is base(s, a^D) + (a_i − a_i^D)·W_{a_i}: one [d × H] product per
+        sample, laid out [2, n, M, B, H] so that every later op (bmm, ReLU, the broadcast's backward
+        reduction over the leading axes) runs on contiguous memory."""
         _, wa, _ = self._w(detach)
+        M, B, n, d = slot_actions.shape
         base = self.first_state(state, detach) + self.first_action(data_actions, detach)  # [2, B, H]
-        diff = slot_actions - data_actions[None]  # [M, B, n, d]
-        delta = torch.einsum("mbid,kidh->kmbih", diff, wa.reshape(2, self.n, self.d, self.H))
-        return self.tail(base[:, None, :, None] + delta, detach)
+        diff = (slot_actions - data_actions[None]).permute(2, 0, 1, 3).reshape(n, M * B, d)  # [n, M*B, d]
+        w = wa.reshape(2 * n, d, self.H)  # [(k, i), d, H]
+        delta = torch.bmm(diff.repeat(2, 1, 1), w).reshape(2, n, M, B, self.H)
+        q = self.tail(base[:, None, None] + delta, detach)  # [2, n, M, B]
+        return q.permute(0, 2, 3, 1)
 
 
 class IndependentTwinCritics(nn.Module):

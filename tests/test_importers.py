@@ -198,7 +198,7 @@ def test_importers_are_a_registry(plain_file, tmp_path, monkeypatch):
     card = convert_dataset("fake-kind", [path], tmp_path / "out", task=TASK, env_config=ENV_CFG, reference_returns=REFS)
     assert calls == [("plain.h5", TASK, ENV_CFG)]
     assert card["source"]["kind"] == "fake-kind" and card["source"]["files"][0]["note"] == "fake"
-    with pytest.raises(DatasetError, match=r"unknown importer 'omar'; known: \['authors-hdf5', 'fake-kind'\]"):
+    with pytest.raises(DatasetError, match=r"unknown importer 'omar'; known: \['authors-hdf5', 'fake-kind', 'og-marl-vault', 'omar-npy'\]"):
         convert_dataset("omar", [path], tmp_path / "o2", task=TASK, env_config=ENV_CFG)
 
 

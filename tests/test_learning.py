@@ -21,13 +21,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_cfcql_holds_up_at_n10_where_macql_collapses():
     sys.path.insert(0, str(REPO / "benchmarks"))
-    from compare_discrete import run_one
+    from compare import run_one
 
     from rllib_cfcql.data.commands import validate_dataset
 
     ds = REPO / "offline_data" / "equal_line_n10"
     card, episodes = validate_dataset(ds)
-    a = argparse.Namespace(alpha=20.0, tau=1.0, rnn=False, mixer="qmix", lr=1e-3, batch=256, bc_steps=3000,
+    a = argparse.Namespace(alpha=20.0, tau=1.0, rnn=False, mixer="qmix", lr=1e-3, batch=256, bc_steps=3000, gamma=0.99,
                            steps=3000, eval_every=1000, eval_episodes=32)
     score = {m: np.mean([run_one(ds, card, episodes, m, s, a)["final"] for s in (0, 1)]) for m in ("cfcql", "macql", "none")}
     assert score["cfcql"] > score["macql"] + 2.0 and score["cfcql"] > score["none"] + 2.0, score

@@ -1,7 +1,10 @@
 """``rllib-cfcql data {collect,convert,inspect,validate}``.
 
-collect   roll out a behaviour policy in a team task, write Parquet/JSON + card.json
-convert   import another project's dataset files (--from authors-hdf5) into a
+collect   roll out a behaviour policy in a team task, write Parquet/JSON + card.json;
+          --quality random|medium|medium-replay|expert|mixed chooses the behaviour
+          (rllib_cfcql.data.qualities), --policy overrides it
+convert   import another project's dataset files or folders (--from authors-hdf5 |
+          omar-npy | og-marl-vault, options via --importer-options JSON) into a
           team dataset + card.json; exit 2 with a precise message on bad input
 inspect   print a dataset's card and summary table
 validate  check schema, shapes against the task, value ranges, NaN/inf, masks,
@@ -63,6 +66,10 @@ def validate_dataset(directory: str | Path, check_hash: bool = True) -> tuple[di
     listed = card.get("files")
     if listed is not None and sorted(listed) != [f.name for f in files]:
         raise DatasetError(f"{d}: files {[f.name for f in files]} differ from the card's list {sorted(listed)}")
+    from rllib_cfcql.data.offline import check_file
+
+    for f in files:  # a truncated/empty file is named as such, not only as a hash mismatch
+        check_file(f)
     if check_hash and card.get("content_hash"):
         h = files_hash(files)
         if h != card["content_hash"]:
@@ -78,8 +85,13 @@ def validate_dataset(directory: str | Path, check_hash: bool = True) -> tuple[di
 
 def _cmd_collect(a) -> int:
     env_config = json.loads(a.env_config) if a.env_config else {}
-    card = collect(task=a.task, env_config=env_config, policy=a.policy, episodes=a.episodes, seed=a.seed,
-                   out_dir=a.out, fmt=a.format, quality=a.quality, force=a.force, progress=not a.quiet)
+    policy, quality = a.policy, a.quality
+    if policy is None and quality is None:  # neither: the historical default behaviour
+        policy, quality = "mixed_agents:0.5", "custom"
+    card = collect(task=a.task, env_config=env_config, policy=policy, episodes=a.episodes, steps=a.steps,
+                   seed=a.seed, out_dir=a.out, fmt=a.format, quality=quality or "custom", force=a.force,
+                   progress=not a.quiet, reference_episodes=a.reference_episodes)
+    print(f"quality {card['quality']}: {card['behaviour_policy']}")
     print(f"wrote {a.out}: {card['episodes']} episodes, {card['transitions']} transitions, "
           f"return {card['return']['mean']:.3f} ± {card['return']['std']:.3f} "
           f"(random {card['reference_returns']['random']:.3f}, expert {card['reference_returns']['expert']:.3f})")
@@ -98,8 +110,11 @@ def _cmd_convert(a) -> int:
     if not isinstance(env_config, dict):
         raise DatasetError(f"--env-config must be a JSON object, got {a.env_config!r}")
     refs = _json_option(a.reference_returns, "--reference-returns") if a.reference_returns else None
+    options = _json_option(a.importer_options, "--importer-options") if a.importer_options else None
+    if options is not None and not isinstance(options, dict):
+        raise DatasetError(f"--importer-options must be a JSON object, got {a.importer_options!r}")
     card = convert_dataset(a.kind, a.inputs, a.out, task=a.task, env_config=env_config, fmt=a.format,
-                           force=a.force, reference_returns=refs)
+                           force=a.force, reference_returns=refs, importer_options=options)
     print(f"wrote {a.out}: {card['episodes']} episodes, {card['transitions']} transitions "
           f"from {len(a.inputs)} {a.kind} file(s), return {card['return']['mean']:.3f} ± {card['return']['std']:.3f} "
           f"(random {card['reference_returns']['random']:.3f}, expert {card['reference_returns']['expert']:.3f})")
@@ -147,9 +162,19 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("collect", help="roll out a behaviour policy and write a dataset + card")
     c.add_argument("--task", required=True, choices=sorted(TASKS))
     c.add_argument("--env-config", default="", help="JSON object of env_config, e.g. '{\"n_agents\": 4}'")
-    c.add_argument("--policy", default="mixed_agents:0.5", help="random | expert | eps_expert:<eps> | mixed_agents:<p>")
-    c.add_argument("--quality", default="custom", help="label stored in the card")
-    c.add_argument("--episodes", type=int, required=True)
+    c.add_argument("--policy", default=None,
+                   help="behaviour policy spec, overrides --quality: random | expert | eps_expert:<eps> | "
+                        "mixed_agents:<p> | medium_expert:<p> | random_mix:<eps>:<spec> "
+                        "(default without --quality: mixed_agents:0.5)")
+    c.add_argument("--quality", default=None,
+                   help="random | medium | medium-replay | expert | mixed: chooses the behaviour (scripted per "
+                        "task, see rllib_cfcql.data.qualities) and is stored in the card; with --policy it is "
+                        "only the card's label")
+    n = c.add_mutually_exclusive_group(required=True)
+    n.add_argument("--episodes", type=int, help="number of episodes")
+    n.add_argument("--steps", type=int, help="collect whole episodes until at least this many transitions")
+    c.add_argument("--reference-episodes", type=int, default=200,
+                   help="episodes of the random and expert policies measured for the card's reference returns")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--format", choices=FORMATS, default="parquet")
     c.add_argument("--out", required=True)
@@ -157,15 +182,21 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--quiet", action="store_true")
     cv = sub.add_parser("convert", help="import other projects' dataset files as a team dataset + card")
     cv.add_argument("--from", dest="kind", required=True, choices=sorted(IMPORTERS),
-                    help="source format: authors-hdf5 = the CFCQL authors' PyMARL-layout HDF5 files")
+                    help="source format: authors-hdf5 = the CFCQL authors' PyMARL-layout HDF5 files; "
+                         "omar-npy = OMAR / CFCQL-continuous seed_<k>_data folders of per-agent .npy files; "
+                         "og-marl-vault = an OG-MARL flashbax vault folder (extra: rllib-cfcql[og-marl])")
     cv.add_argument("--task", required=True, choices=sorted(TASKS))
     cv.add_argument("--env-config", default="", help="JSON object of env_config, e.g. '{\"n_agents\": 4}'")
     cv.add_argument("--format", choices=FORMATS, default="parquet")
     cv.add_argument("--reference-returns", default="",
                     help='JSON \'{"random": R, "expert": R}\' for the card (default: measure 50 episodes of each)')
+    cv.add_argument("--importer-options", default="",
+                    help='JSON object of importer options, e.g. omar-npy \'{"episode_length": 25, "seed": 0, '
+                         '"done_at_limit": "truncated"}\', og-marl-vault \'{"vault_uid": "Good"}\'')
     cv.add_argument("--out", required=True)
     cv.add_argument("--force", action="store_true", help="overwrite a non-empty output directory")
-    cv.add_argument("inputs", nargs="+", metavar="INPUT", help="input file(s); several are concatenated in order")
+    cv.add_argument("inputs", nargs="+", metavar="INPUT",
+                    help="input file(s) or folder(s); several are concatenated in order")
     i = sub.add_parser("inspect", help="print a dataset's card as a table")
     i.add_argument("path")
     v = sub.add_parser("validate", help="validate a dataset directory")

@@ -240,7 +240,11 @@ def assemble_episodes(cols: dict[str, np.ndarray], spec: TeamSpec) -> EpisodeArr
     wrong = np.flatnonzero(t != expected_t)
     if wrong.size:
         r = int(wrong[0])
-        fail(r, f"steps must run 0..L-1 without gaps or duplicates; expected t={expected_t[r]} "
+        e_t = int(expected_t[r])
+        what = (f"step t={t[r]} is negative" if t[r] < 0 else
+                f"step t={t[r]} occurs more than once (duplicated row)" if t[r] < e_t else
+                f"step(s) t={e_t}..{t[r] - 1} are missing (dropped rows)")
+        fail(r, f"steps must run 0..L-1 without gaps or duplicates; expected t={e_t}: {what} "
                 "(broken episode boundary or duplicated rows)")
     done = c[K.TERMINATED] | c[K.TRUNCATED]
     last = ends - 1

@@ -1,7 +1,13 @@
-"""CFCQL vs MACQL vs offline QMIX (no penalty) vs BC on one dataset, same gradient-step budget.
+"""CFCQL vs its baselines on one dataset, same gradient-step budget.
 
-    python benchmarks/compare_discrete.py --dataset offline_data/equal_line_n4 \
+Discrete datasets (mixer variant): cfcql, macql, none (offline QMIX), bc.
+Continuous datasets (centralised critic variant): cfcql, macql, icql, omar, matd3bc, bc.
+
+    python benchmarks/compare.py --dataset offline_data/equal_line_n4 \
         --methods cfcql,macql,none,bc --seeds 0,1,2 --steps 2000 --out benchmarks/results/compare_equal_line_n4.json
+    python benchmarks/compare.py --dataset offline_data/mpe_spread_continuous/medium \
+        --methods cfcql,macql,icql,omar,matd3bc --seeds 0,1,2 --steps 2000 --batch 1024 \
+        --lr 0.01 --gamma 0.95 --grad-clip 0.5 --alpha 5 --hidden 64
 
 Runs RLlib's CFCQL Learner (config.build_learner) in-process on the dataset
 (no Ray cluster), evaluates the greedy decentralised policy every --eval-every
@@ -31,14 +37,28 @@ METHODS = {
     "none": dict(mode="cql", penalty="none"),
     "bc": dict(mode="bc"),
 }
+CONTINUOUS_METHODS = {
+    "cfcql": dict(penalty="cf"),
+    "macql": dict(penalty="joint"),
+    "icql": dict(critic="independent", penalty="cf"),
+    "omar": dict(critic="independent", penalty="cf", actor_objective="omar"),
+    "matd3bc": dict(penalty="none", actor_objective="td3bc"),
+    "bc": dict(mode="bc"),
+}
 
 
 def run_one(ds_dir, card, episodes, method, seed, a) -> dict:
     torch.manual_seed(seed)
     np.random.seed(seed)
-    train = dict(METHODS[method], cql_alpha=a.alpha, cf_tau=a.tau, agent_rnn=a.rnn, obs_last_action=a.rnn,
-                 mixer=a.mixer, lr=a.lr, batch_unit="episodes" if a.rnn else "transitions",
-                 train_batch_size_per_learner=a.batch, bc_pretrain_steps=a.bc_steps)
+    continuous = bool(card["spec"].get("continuous"))
+    if continuous:
+        train = dict(CONTINUOUS_METHODS[method], cql_alpha=a.alpha, cf_tau=a.tau, lr=a.lr, gamma=a.gamma,
+                     grad_clip=a.grad_clip, agent_hidden=a.hidden, train_batch_size_per_learner=a.batch,
+                     cql_policy_samples=a.policy_samples, lambda_model=a.lambda_model, polyak_tau=a.polyak_tau)
+    else:
+        train = dict(METHODS[method], cql_alpha=a.alpha, cf_tau=a.tau, agent_rnn=a.rnn, obs_last_action=a.rnn,
+                     mixer=a.mixer, lr=a.lr, batch_unit="episodes" if a.rnn else "transitions",
+                     train_batch_size_per_learner=a.batch, bc_pretrain_steps=a.bc_steps)
     cfg = (CFCQLConfig().environment(card["task"], env_config=card["env_config"]).offline_data(input_=[str(ds_dir)])
            .training(**train).debugging(seed=seed))
     cfg.validate()
@@ -49,6 +69,12 @@ def run_one(ds_dir, card, episodes, method, seed, a) -> dict:
                                       steps=cfg.bc_pretrain_steps, batch_size=cfg.bc_batch_size, lr=cfg.bc_lr,
                                       seed=0, patience=cfg.bc_patience, progress=False)
         learner.set_behaviour_state(state)
+    if cfg.uses_vae:
+        from rllib_cfcql.behaviour import pretrain_vae
+
+        state, _ = pretrain_vae(episodes, hidden=cfg.vae_hidden, latent=cfg.vae_latent, steps=cfg.vae_pretrain_steps,
+                                batch_size=cfg.vae_batch_size, lr=cfg.vae_lr, kl_weight=cfg.vae_kl_weight, seed=0)
+        learner.set_vae_state(state)
     learner.set_dataset(episodes, 1, seed)
     refs = card["reference_returns"]
     norm = lambda r: 100.0 * (r - refs["random"]) / (refs["expert"] - refs["random"])  # noqa: E731
@@ -79,6 +105,12 @@ def main() -> None:
     ap.add_argument("--bc-steps", type=int, default=3000)
     ap.add_argument("--mixer", default="qmix")
     ap.add_argument("--rnn", action="store_true", help="GRU agents on episode batches (default: MLP on transitions)")
+    ap.add_argument("--gamma", type=float, default=0.99)
+    ap.add_argument("--grad-clip", type=float, default=10.0)
+    ap.add_argument("--hidden", type=int, default=64, help="continuous: actor and critic width")
+    ap.add_argument("--polyak-tau", type=float, default=0.01)
+    ap.add_argument("--policy-samples", action="store_true", help="continuous: CQL samples around the policies too")
+    ap.add_argument("--lambda-model", default="uniform", choices=("uniform", "vae"))
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -88,6 +120,9 @@ def main() -> None:
         for seed in [int(s) for s in a.seeds.split(",")]:
             r = run_one(Path(a.dataset), card, episodes, method, seed, a)
             rows.append(r)
+            if a.out:  # partial results survive an interrupted long run
+                Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+                Path(a.out).write_text(json.dumps({"args": vars(a), "rows": rows, "partial": True}, indent=1))
             print(f"{method:6s} seed {seed}: final {r['final']:7.1f}  best {r['best']:7.1f}  ({r['seconds']} s)", flush=True)
     print(f"\n{a.dataset}: normalised score after {a.steps} gradient steps "
           f"(batch {a.batch} {'episodes' if a.rnn else 'transitions'}, {a.eval_episodes} eval episodes)")
