@@ -186,6 +186,8 @@ def check_card_matches(card: dict | None, task: Any, spec: TeamSpec) -> None:
     if cs:
         mine = spec.to_dict()
         diff = {k: (cs.get(k), mine[k]) for k in ("n_agents", "obs_dim", "state_dim", "n_actions") if cs.get(k) != mine[k]}
+        if bool(cs.get("continuous", False)) != mine["continuous"]:
+            diff["continuous"] = (bool(cs.get("continuous", False)), mine["continuous"])
         if diff:
             raise DatasetError(
                 "dataset shapes do not match the task: " + ", ".join(f"{k}: dataset {a} vs env {b}" for k, (a, b) in diff.items())

@@ -14,7 +14,6 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -33,23 +32,39 @@ FORMATS = ("parquet", "json")
 
 def rollout(
     env: TeamEnv,
-    policy: BehaviourPolicy,
-    num_episodes: int,
-    seed: int,
+    policy,
+    num_episodes: int | None = None,
+    seed: int = 0,
     progress: bool = False,
+    *,
+    min_steps: int | None = None,
 ) -> EpisodeArrays:
-    """Run ``num_episodes`` episodes; env reset seeds are ``seed + k``."""
-    rng = np.random.default_rng(seed)
+    """Run ``num_episodes`` episodes, or whole episodes until at least ``min_steps``
+    transitions; env reset seeds are ``seed + k``. ``policy``: a spec string, a policy
+    (e.g. :class:`BehaviourPolicy`) or a :class:`~rllib_cfcql.data.qualities.BehaviourSchedule`
+    that picks the policy of each episode."""
+    from rllib_cfcql.data.qualities import as_schedule
     from rllib_cfcql.data.schema import step_columns
 
+    if (num_episodes is None) == (min_steps is None):
+        raise ValueError(f"rollout: give exactly one of num_episodes and min_steps, got {num_episodes} and {min_steps}")
+    for name, v in (("num_episodes", num_episodes), ("min_steps", min_steps)):
+        if v is not None and int(v) < 1:
+            raise ValueError(f"rollout: {name} must be >= 1, got {v}")
+    schedule = as_schedule(policy)
+    rng = np.random.default_rng(seed)
     rows: dict[str, list] = {k: [] for k in step_columns(env.team_spec)}
     continuous = env.team_spec.continuous
-    it: Iterable[int] = range(num_episodes)
+    bar = None
     if progress:
         from tqdm import tqdm
 
-        it = tqdm(it, desc=f"collect {policy.spec}", unit="ep")
-    for k in it:
+        bar = tqdm(total=num_episodes or min_steps, desc=f"collect {schedule.description[:60]}",
+                   unit="ep" if num_episodes else "step")
+    k = 0
+    while (k < num_episodes) if num_episodes is not None else (len(rows[K.T]) < min_steps):
+        done_frac = k / num_episodes if num_episodes is not None else len(rows[K.T]) / min_steps
+        policy = schedule.policy_for(k, done_frac)
         obs, _ = env.reset(seed=seed + k)
         policy.begin_episode(env, rng)
         t, done = 0, False
@@ -73,6 +88,11 @@ def rollout(
             rows[K.NEXT_OBS].append(nxt[K.OBS].reshape(-1))
             rows[K.NEXT_STATE].append(nxt[K.STATE])
             obs, t = nxt, t + 1
+        k += 1
+        if bar is not None:
+            bar.update(1 if num_episodes else t)
+    if bar is not None:
+        bar.close()
     cols = {k: np.asarray(v) for k, v in rows.items()}
     cols[K.REWARD] = cols[K.REWARD].astype(np.float32)
     cols["path"] = np.full(len(cols[K.T]), "<rollout>", dtype=object)
@@ -227,8 +247,8 @@ def collect(
     *,
     task: str,
     env_config: dict,
-    policy: str,
-    episodes: int,
+    policy=None,
+    episodes: int | None = None,
     seed: int,
     out_dir: str | os.PathLike,
     fmt: str = "parquet",
@@ -236,19 +256,35 @@ def collect(
     reference_episodes: int = 200,
     force: bool = False,
     progress: bool = True,
+    steps: int | None = None,
 ) -> dict:
-    """Collect a dataset and write it with its card; returns the card."""
-    env = make_team_env(task, env_config)
+    """Collect a dataset and write it with its card; returns the card.
+
+    ``policy``: a spec string or a :class:`~rllib_cfcql.data.qualities.BehaviourSchedule`;
+    when it is None the ``quality`` (random | medium | medium-replay | expert | mixed)
+    chooses it (:func:`~rllib_cfcql.data.qualities.quality_policy`). Give ``episodes`` or
+    ``steps`` (whole episodes until at least that many transitions)."""
+    from rllib_cfcql.data.qualities import QUALITIES, describe, quality_policy
+
+    env = make_team_env(task, env_config)  # a bad env_config is reported first
+    if policy is None:
+        if quality not in QUALITIES:
+            raise ValueError(f"collect: no behaviour policy given and quality {quality!r} does not choose one; "
+                             f"pass a policy or one of the qualities {list(QUALITIES)}")
+        policy = quality_policy(task, quality, env_config)
+    if (episodes is None) == (steps is None):
+        raise ValueError(f"collect: give exactly one of episodes and steps, got episodes={episodes}, steps={steps}")
     t0 = time.perf_counter()
-    ep = rollout(env, BehaviourPolicy(policy), episodes, seed=seed, progress=progress)
+    ep = rollout(env, policy, episodes, seed=seed, progress=progress, min_steps=steps)
     seconds = time.perf_counter() - t0
     files = write_dataset(out_dir, ep, fmt=fmt, force=force)
     refs = reference_returns(task, env_config, reference_episodes, seed=10_000_019)
     card = make_card(
-        task=task, env_config=env_config, episodes=ep, spec=env.team_spec, policy=policy,
+        task=task, env_config=env_config, episodes=ep, spec=env.team_spec, policy=describe(policy),
         seed=seed, fmt=fmt, files=files, references=refs, quality=quality,
         collection_seconds=seconds,
     )
+    card["collection_target"] = {"episodes": int(episodes)} if episodes is not None else {"steps": int(steps)}
     with open(Path(out_dir) / CARD_NAME, "w") as f:
         json.dump(card, f, indent=2)
         f.write("\n")

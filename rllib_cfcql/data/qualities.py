@@ -1,0 +1,238 @@
+"""Dataset qualities and behaviour schedules.
+
+The qualities follow OMAR / D4RL and the CFCQL paper's appendix C.2:
+
+==============  ===============================================================
+random          an untrained (uniform) policy
+medium          a partly trained policy, at about half the expert's return
+medium-replay   every transition seen while training up to medium
+expert          a fully trained policy
+mixed           half the episodes from the medium policy, half from the expert
+==============  ===============================================================
+
+Until trained policies exist for a task, each quality is mapped to the task's
+scripted behaviour (:func:`quality_policy`):
+
+* random → ``random``; expert → ``expert`` (the scripted expert; continuous
+  tasks add the writer's N(0, 0.1²) action noise);
+* medium → a spec chosen per task and action variant by measurement
+  (:data:`MEDIUM_SPECS`) so that the data's normalised score
+  ``(R − R_random) / (R_expert − R_random)`` is about 0.4–0.5: the task's
+  scripted *medium* policy (``medium_expert:0``, itself with ε = 0.1 random
+  moves), with extra uniformly random moves (``random_mix:<ε>:medium_expert:0``)
+  where the scripted medium alone scores higher. Behaviour cloning on it
+  recovers the medium policy, not the expert (unlike ``eps_expert:<ε>``, whose
+  most frequent action is the expert's);
+* mixed → a schedule alternating medium and expert episodes (even episodes
+  medium, odd ones expert);
+* medium-replay → a schedule emulating the replay buffer of a training run up
+  to medium: the episode that starts when a fraction ``x`` of the collection is
+  done is played by ``random_mix:<ε(x)>:<medium base>`` with ε falling linearly
+  from 1 (uniform random) at the start to the medium spec's own ε at the end.
+
+Tasks with no scripted mapping (e.g. MaMuJoCo tasks, whose qualities come from
+trained checkpoints) raise :class:`ValueError` naming the task and quality; an
+explicit policy spec still works for them.
+
+A *policy* here is anything with ``spec``, ``begin_episode(env, rng)`` and
+``__call__(env, obs, rng) -> joint action``: a
+:class:`~rllib_cfcql.data.policies.BehaviourPolicy` or a :class:`RandomMix`.
+:func:`make_policy` builds one from a spec string; a
+:class:`BehaviourSchedule` says which policy plays each episode of a
+collection and is what :func:`rllib_cfcql.data.writer.rollout` consumes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rllib_cfcql.data.policies import BehaviourPolicy
+from rllib_cfcql.envs.base import TeamEnv
+
+QUALITIES = ("random", "medium", "medium-replay", "expert", "mixed")
+
+#: the medium spec per (task, action variant), chosen by measurement (50 episodes,
+#: default env_config); the comments give the data's normalised score.
+MEDIUM_SPECS: dict[tuple[str, str], str] = {
+    ("equal_line", "discrete"): "medium_expert:0",  # 0.38 (return 4.9 of the expert's 10)
+    ("mpe_spread", "discrete"): "random_mix:0.6:medium_expert:0",  # 0.51 (the scripted medium alone: 0.76)
+    ("mpe_spread", "continuous"): "random_mix:0.5:medium_expert:0",  # 0.50 (the scripted medium alone: 0.66)
+    ("mpe_tag", "discrete"): "medium_expert:0",  # 0.42
+    ("mpe_tag", "continuous"): "medium_expert:0",  # 0.36
+    ("mpe_world", "discrete"): "medium_expert:0",  # 0.53
+    ("mpe_world", "continuous"): "medium_expert:0",  # 0.54
+}
+
+RANDOM_MIX = "random_mix"
+
+
+def _uniform_action(env: TeamEnv, obs: dict, rng: np.random.Generator) -> np.ndarray:
+    spec = env.team_spec
+    if spec.continuous:
+        return rng.uniform(-1.0, 1.0, (spec.n_agents, spec.n_actions)).astype(np.float32)
+    return np.argmax(rng.random(obs["action_mask"].shape) * obs["action_mask"], axis=-1)
+
+
+class RandomMix:
+    """``random_mix:<eps>:<base spec>``: per agent and step, a uniformly random (available)
+    action with probability ``eps``, else the action of the base policy (any spec
+    :class:`~rllib_cfcql.data.policies.BehaviourPolicy` accepts)."""
+
+    def __init__(self, base: str, eps: float):
+        eps = float(eps)
+        if not 0.0 <= eps <= 1.0:
+            raise ValueError(f"behaviour policy {RANDOM_MIX}:{eps}:{base}: eps must be in [0, 1], got {eps}")
+        self.base = BehaviourPolicy(base)
+        self.eps = eps
+        self.spec = f"{RANDOM_MIX}:{round(eps, 4):g}:{base}"
+
+    def begin_episode(self, env: TeamEnv, rng: np.random.Generator) -> None:
+        self.base.begin_episode(env, rng)
+
+    def __call__(self, env: TeamEnv, obs: dict, rng: np.random.Generator) -> np.ndarray:
+        a = np.asarray(self.base(env, obs, rng))
+        rand = _uniform_action(env, obs, rng)
+        explore = rng.random(env.team_spec.n_agents) < self.eps
+        if env.team_spec.continuous:
+            return np.where(explore[:, None], rand, a).astype(np.float32)
+        return np.where(explore, rand, a)
+
+
+def make_policy(spec: str):
+    """A policy from its spec: ``random_mix:<eps>:<base>`` or any spec of
+    :class:`~rllib_cfcql.data.policies.BehaviourPolicy`."""
+    if not isinstance(spec, str):
+        raise TypeError(f"a behaviour policy spec must be a string, got {type(spec).__name__}: {spec!r}")
+    kind, _, rest = spec.partition(":")
+    if kind == RANDOM_MIX:
+        eps, _, base = rest.partition(":")
+        try:
+            e = float(eps)
+        except ValueError:
+            e = None
+        if e is None or not base:
+            raise ValueError(f"behaviour policy {spec!r}: expected {RANDOM_MIX}:<eps in [0,1]>:<base policy spec>")
+        return RandomMix(base, e)
+    return BehaviourPolicy(spec)
+
+
+# ---------------------------------------------------------------------------------- schedules
+class BehaviourSchedule:
+    """Which policy plays each episode of a collection.
+
+    ``policy_for(k, progress)`` gets the episode index ``k`` and the fraction of the
+    collection done before it (``k / episodes``, or ``transitions / steps`` when collecting
+    a number of steps), in [0, 1). ``description`` is recorded in the dataset card.
+    """
+
+    description: str = ""
+
+    def policy_for(self, k: int, progress: float):
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.description!r})"
+
+
+class FixedBehaviour(BehaviourSchedule):
+    """The same policy for every episode."""
+
+    def __init__(self, policy):
+        self.policy = make_policy(policy) if isinstance(policy, str) else policy
+        self.description = self.policy.spec
+
+    def policy_for(self, k: int, progress: float):
+        return self.policy
+
+
+class AlternatingBehaviour(BehaviourSchedule):
+    """Episode ``k`` is played by ``specs[k % len(specs)]`` (``mixed``: medium, expert, medium, …)."""
+
+    def __init__(self, specs: list[str], label: str = "alternating"):
+        if not specs:
+            raise ValueError("AlternatingBehaviour: at least one policy spec is required")
+        self.policies = [make_policy(s) for s in specs]
+        self.description = f"{label}: episode k played by [{', '.join(p.spec for p in self.policies)}][k mod {len(specs)}]"
+
+    def policy_for(self, k: int, progress: float):
+        return self.policies[k % len(self.policies)]
+
+
+class RandomToBehaviour(BehaviourSchedule):
+    """``random_mix:<ε>:<base>`` with ε falling linearly from ``eps_start`` (at progress 0)
+    to ``eps_end`` (at progress 1): a training run's replay buffer from random to ``base``."""
+
+    def __init__(self, base: str, eps_end: float = 0.0, eps_start: float = 1.0, label: str = "random-to"):
+        for name, v in (("eps_start", eps_start), ("eps_end", eps_end)):
+            if not 0.0 <= float(v) <= 1.0:
+                raise ValueError(f"RandomToBehaviour: {name} must be in [0, 1], got {v}")
+        BehaviourPolicy(base)  # validates the base spec now, not at the first episode
+        self.base, self.eps_start, self.eps_end = base, float(eps_start), float(eps_end)
+        self.description = (
+            f"{label}: episode played by {RANDOM_MIX}:<eps>:{base} with eps = {self.eps_start:g} - "
+            f"{self.eps_start - self.eps_end:g} * progress ({self.eps_start:g} -> {self.eps_end:g}; progress = "
+            "fraction of the collection done before the episode)"
+        )
+
+    def eps(self, progress: float) -> float:
+        x = min(max(float(progress), 0.0), 1.0)
+        return self.eps_start + (self.eps_end - self.eps_start) * x
+
+    def policy_for(self, k: int, progress: float):
+        return RandomMix(self.base, self.eps(progress))
+
+
+def as_schedule(policy) -> BehaviourSchedule:
+    """A schedule from a spec string, a policy object or a schedule."""
+    if isinstance(policy, BehaviourSchedule):
+        return policy
+    return FixedBehaviour(policy)
+
+
+# ---------------------------------------------------------------------------------- qualities
+def _variant(env_config: dict | None) -> str:
+    return "continuous" if bool((env_config or {}).get("continuous_actions", False)) else "discrete"
+
+
+def _split_mix(spec: str) -> tuple[str, float]:
+    """(base spec, eps) of a medium spec: ``random_mix:<eps>:<base>`` or a plain base (eps 0)."""
+    if spec.startswith(RANDOM_MIX + ":"):
+        p = make_policy(spec)
+        return p.base.spec, p.eps
+    return spec, 0.0
+
+
+def quality_policy(task: str, quality: str, env_config: dict | None = None):
+    """The behaviour that makes a ``quality`` dataset of ``task``: a policy spec string
+    (random, medium, expert) or a :class:`BehaviourSchedule` (mixed, medium-replay).
+    ``env_config`` picks the action variant (``continuous_actions``)."""
+    if quality not in QUALITIES:
+        raise ValueError(f"unknown quality {quality!r}; expected one of {list(QUALITIES)}")
+    variant = _variant(env_config)
+    medium = MEDIUM_SPECS.get((task, variant))
+    if medium is None:
+        known = sorted({f"{t} ({v})" for t, v in MEDIUM_SPECS})
+        raise ValueError(
+            f"quality {quality!r} of task {task!r} ({variant} actions): no scripted behaviour is mapped for this "
+            f"task (its qualities come from trained policies); pass an explicit behaviour policy instead. "
+            f"Tasks with scripted qualities: {', '.join(known)}"
+        )
+    if quality == "random":
+        return "random"
+    if quality == "expert":
+        return "expert"
+    if quality == "medium":
+        return medium
+    if quality == "mixed":
+        return AlternatingBehaviour([medium, "expert"], label="mixed (half medium, half expert)")
+    base, eps = _split_mix(medium)
+    return RandomToBehaviour(base, eps_end=eps, label="medium-replay (random -> medium)")
+
+
+def describe(policy) -> str:
+    """The card's text for a spec string, a policy or a schedule."""
+    if isinstance(policy, str):
+        return policy
+    if isinstance(policy, BehaviourSchedule):
+        return policy.description
+    return policy.spec
