@@ -2,6 +2,14 @@
 
     python scripts/make_bundled_datasets.py [--only NAME] [--force]
 
+Two groups. The original three (below) and the quality *families*:
+``offline_data/<task>_<variant>/<quality>`` for every MPE task × action variant ×
+quality (random, medium-replay, medium, expert, mixed; behaviour from
+rllib_cfcql.data.qualities) and MaMuJoCo HalfCheetah 2x3 (behaviour from the
+committed trained policies). Small on purpose (tutorials and tests); the
+full-size ones come from `rllib-cfcql data collect --quality Q --steps N`
+(offline_data/README.md).
+
 Each dataset is made by `rllib-cfcql data collect` logic (rllib_cfcql.data.writer.collect)
 and carries a card.json. The behaviour is `medium_expert:0.3`: in every episode each
 agent is independently the scripted expert (p = 0.3) or the scripted medium policy,
@@ -27,11 +35,36 @@ BUNDLED = {
 }
 
 
+QUALITIES = ("random", "medium-replay", "medium", "expert", "mixed")
+FAMILIES: dict[str, dict] = {}
+for _k, (_task, _episodes) in enumerate((("mpe_spread", 40), ("mpe_tag", 40), ("mpe_world", 40))):
+    for _variant, _cont in (("continuous", True), ("discrete", False)):
+        for _j, _q in enumerate(QUALITIES):
+            FAMILIES[f"{_task}_{_variant}/{_q}"] = dict(
+                task=_task, env_config={"continuous_actions": _cont}, episodes=_episodes if _cont else 30,
+                seed=100 + 10 * _k + _j + (5 if _cont else 0), quality=_q)
+for _j, _q in enumerate(QUALITIES):
+    FAMILIES[f"mamujoco_halfcheetah_2x3/{_q}"] = dict(task="mamujoco_halfcheetah_2x3", env_config={}, episodes=2,
+                                                      seed=200 + _j, quality=_q)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--only", choices=sorted(BUNDLED))
+    ap.add_argument("--only", help="one name, or a prefix such as mpe_tag_continuous/")
+    ap.add_argument("--families", action="store_true", help="only the quality families")
     ap.add_argument("--force", action="store_true")
     args = ap.parse_args()
+    for name, spec in FAMILIES.items():
+        if args.only and not name.startswith(args.only):
+            continue
+        if (ROOT / name / "card.json").exists() and not args.force:
+            continue
+        card = collect(**spec, out_dir=ROOT / name, fmt="parquet", force=args.force, progress=False,
+                       reference_episodes=100)
+        print(name, json.dumps({k: card[k] for k in ("transitions", "episodes", "return", "reference_returns",
+                                                     "collection_seconds")}), flush=True)
+    if args.families:
+        return
     for name, spec in BUNDLED.items():
         if args.only and name != args.only:
             continue

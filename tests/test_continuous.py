@@ -309,3 +309,31 @@ def test_continuous_dataset_round_trip_and_range_check(tmp_path):
     rows["actions"][4, 1] = 1.5
     with pytest.raises(DatasetError, match=r"episode_id=0 t=4: column 'actions': agent 0 action dimension 1 is 1.5"):
         assemble_episodes(columns_from_arrow(rows_to_table(rows), env.team_spec), env.team_spec)
+
+
+def test_vae_pretraining_is_cached_per_dataset(cdata, tmp_path):
+    from rllib_cfcql.behaviour import pretrain_vae
+
+    _, ep = cdata
+    kw = dict(hidden=16, latent=None, steps=30, batch_size=16, lr=1e-3, kl_weight=0.5, seed=0, progress=False,
+              eval_every=10, cache_dir=tmp_path)
+    s1, info1 = pretrain_vae(ep, **kw)
+    s2, info2 = pretrain_vae(ep, **kw)
+    assert not info1["cached"] and info2["cached"] and info1["steps"] > 0
+    assert all(np.array_equal(s1[k], s2[k]) for k in s1)
+    _, info3 = pretrain_vae(ep, **dict(kw, hidden=8))  # another architecture: trained anew
+    assert not info3["cached"]
+
+
+def test_a_continuous_dataset_is_refused_for_the_discrete_task(cdata):
+    from rllib_cfcql.data.offline import check_card_matches
+    from rllib_cfcql.data.schema import DatasetError
+    from rllib_cfcql.envs import make_team_env
+
+    d, _ = cdata
+    import json
+
+    card = json.loads((d / "card.json").read_text())
+    discrete = make_team_env("mpe_spread", {"max_cycles": 10}).team_spec
+    with pytest.raises(DatasetError, match=r"n_actions: dataset 2 vs env 5.*continuous: dataset True vs env False"):
+        check_card_matches(card, "mpe_spread", discrete)

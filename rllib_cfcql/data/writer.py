@@ -154,8 +154,19 @@ def _versions() -> dict[str, str]:
     return out
 
 
+_REFERENCE_CACHE: dict[str, dict[str, float]] = {}
+
+
 def reference_returns(task: str, env_config: dict, episodes: int, seed: int) -> dict[str, float]:
-    """Mean returns of the uniform-random and the scripted-expert policies."""
+    """Mean returns of the uniform-random and the scripted-expert policies (deterministic for
+    the arguments, so computed once per process for a whole dataset family)."""
+    key = json.dumps([task, env_config, episodes, seed], sort_keys=True)
+    if key not in _REFERENCE_CACHE:
+        _REFERENCE_CACHE[key] = _reference_returns(task, env_config, episodes, seed)
+    return dict(_REFERENCE_CACHE[key])
+
+
+def _reference_returns(task: str, env_config: dict, episodes: int, seed: int) -> dict[str, float]:
     out = {}
     for name in ("random", "expert"):
         env = make_team_env(task, env_config)

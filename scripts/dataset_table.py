@@ -1,0 +1,64 @@
+"""Print the task × quality table of datasets from their cards (markdown).
+
+    python scripts/dataset_table.py offline_data [offline_data/full] [--json-sizes]
+
+One row per dataset directory (a directory holding card.json): transitions,
+episodes, return mean ± std, normalised score of the data, the random and
+expert reference returns, collection time, and the size on disk; with
+``--json-sizes`` the same data is also written as JSON lines to a temporary
+directory to report the Parquet vs JSON size side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+
+def dir_size(d: Path) -> int:
+    return sum(p.stat().st_size for p in d.iterdir() if p.name.startswith("data-"))
+
+
+def json_size(d: Path) -> int:
+    from rllib_cfcql.data.commands import validate_dataset
+    from rllib_cfcql.data.writer import write_dataset
+
+    _, ep = validate_dataset(d, check_hash=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        files = write_dataset(Path(tmp) / "j", ep, fmt="json")
+        return sum(f.stat().st_size for f in files)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("roots", nargs="+")
+    ap.add_argument("--json-sizes", action="store_true")
+    a = ap.parse_args()
+    cards = sorted(p for root in a.roots for p in Path(root).rglob("card.json"))
+    head = "| dataset | task | quality | behaviour | transitions | episodes | return mean ± std | normalised | R_random / R_expert | collect s | Parquet MB |"
+    sep = "|---|---|---|---|---|---|---|---|---|---|---|"
+    if a.json_sizes:
+        head += " JSON MB |"
+        sep += "---|"
+    print(head)
+    print(sep)
+    for c in cards:
+        card = json.loads(c.read_text())
+        d = c.parent
+        refs = card["reference_returns"]
+        r = card["return"]
+        norm = 100 * (r["mean"] - refs["random"]) / (refs["expert"] - refs["random"])
+        variant = "continuous" if card["spec"].get("continuous") else "discrete"
+        row = (f"| `{d}` | {card['task']} ({variant}) | {card['quality']} | `{card['behaviour_policy']}` | "
+               f"{card['transitions']} | {card['episodes']} | {r['mean']:.2f} ± {r['std']:.2f} | {norm:.1f} | "
+               f"{refs['random']:.2f} / {refs['expert']:.2f} | {card.get('collection_seconds', float('nan')):.1f} | "
+               f"{dir_size(d) / 1e6:.2f} |")
+        if a.json_sizes:
+            row += f" {json_size(d) / 1e6:.2f} |"
+        print(row, flush=True)
+
+
+if __name__ == "__main__":
+    main()
