@@ -35,7 +35,8 @@ VARIANTS = [
 
 
 def test_every_scripted_task_variant_has_a_medium_spec():
-    assert {(t, "continuous" if c else "discrete") for t, c in VARIANTS} == set(MEDIUM_SPECS)
+    scripted = {(t, "continuous" if c else "discrete") for t, c in VARIANTS}
+    assert scripted | {("mamujoco_halfcheetah_2x3", "continuous")} == set(MEDIUM_SPECS)  # + the trained one
     for task, _ in MEDIUM_SPECS:
         assert task in TASKS
 
@@ -61,8 +62,9 @@ def test_mapping():
 
 
 def test_unknown_task_or_quality_is_named():
-    with pytest.raises(ValueError, match=r"quality 'medium' of task 'mamujoco_halfcheetah_2x3'.*trained policies"):
-        quality_policy("mamujoco_halfcheetah_2x3", "medium")
+    with pytest.raises(ValueError, match=r"quality 'medium' of task 'mamujoco'.*trained policies"):
+        quality_policy("mamujoco", "medium", {"scenario": "Hopper", "agent_conf": "3x1"})
+    assert quality_policy("mamujoco_halfcheetah_2x3", "medium") == "medium_expert:0"
     with pytest.raises(ValueError, match=r"quality 'expert' of task 'equal_line' \(continuous actions\)"):
         quality_policy("equal_line", "expert", CONT)
     with pytest.raises(ValueError, match=r"unknown quality 'medium_replay'; expected one of \['random', 'medium', "

@@ -7,7 +7,9 @@ move), or ``mixed_agents:<p>`` (per episode, each agent is independently
 *random* with probability p and a near-expert (eps=0.1) otherwise), or
 ``medium_expert:<p>`` (per episode, each agent is independently the task's
 scripted expert with probability p and its scripted *medium* policy otherwise,
-both with ε = 0.1 random moves). For continuous tasks a random move is a
+both with ε = 0.1 random moves), or ``checkpoint:<path>[@<noise std>]`` (a
+policy checkpoint, :mod:`rllib_cfcql.data.checkpoint_policy`, acting from the
+team state, continuous tasks; optional N(0, std²) action noise). For continuous tasks a random move is a
 uniform action on [-1, 1]^d and scripted moves carry N(0, 0.1²) noise. With p < 0.5 the most frequent action of
 every agent is the medium one, so behaviour cloning lands at medium, while the
 all-expert joint behaviour (probability p^n per episode) becomes rare as the
@@ -50,17 +52,31 @@ class BehaviourPolicy:
                 raise ValueError(f"behaviour policy {spec!r}: expected {kind}:<probability in [0,1]>") from None
             if not 0.0 <= self.arg <= 1.0:
                 raise ValueError(f"behaviour policy {spec!r}: probability must be in [0, 1]")
+        elif kind == "checkpoint":
+            from rllib_cfcql.data.checkpoint_policy import load_checkpoint_policy
+
+            path, at, std = arg.rpartition("@") if "@" in arg else (arg, "", "")
+            try:
+                self.arg = float(std) if at else 0.0
+            except ValueError:
+                raise ValueError(f"behaviour policy {spec!r}: expected checkpoint:<path>[@<noise std>]") from None
+            if not path or self.arg < 0.0:
+                raise ValueError(f"behaviour policy {spec!r}: expected checkpoint:<path>[@<noise std >= 0>]")
+            self.checkpoint = load_checkpoint_policy(path)  # raises naming the path if missing/malformed
         else:
             raise ValueError(
-                f"unknown behaviour policy {spec!r}; expected random, expert, eps_expert:<eps>, mixed_agents:<p> or medium_expert:<p>"
+                f"unknown behaviour policy {spec!r}; expected random, expert, eps_expert:<eps>, mixed_agents:<p>, "
+                "medium_expert:<p> or checkpoint:<path>[@<noise std>]"
             )
         self._eps = None
 
     def begin_episode(self, env: TeamEnv, rng: np.random.Generator) -> None:
         n = env.team_spec.n_agents
+        if self.kind == "checkpoint":
+            self.checkpoint.check_task(env.team_spec)
         if self.kind == "random":
             self._eps = np.ones(n)
-        elif self.kind == "expert":
+        elif self.kind in ("expert", "checkpoint"):
             self._eps = np.zeros(n)
         elif self.kind == "eps_expert":
             self._eps = np.full(n, self.arg)
@@ -71,6 +87,8 @@ class BehaviourPolicy:
             self._expert = rng.random(n) < self.arg
 
     def __call__(self, env: TeamEnv, obs: dict, rng: np.random.Generator) -> np.ndarray:
+        if self.kind == "checkpoint":
+            return self.checkpoint.act(obs["state"], rng, self.arg)
         rand = _random_available(obs, rng, env)
         if self.kind == "random":
             return rand

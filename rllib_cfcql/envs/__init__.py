@@ -12,11 +12,17 @@ from typing import Callable
 
 from rllib_cfcql.envs.base import TeamEnv, TeamSpec, team_action_space, team_observation_space
 from rllib_cfcql.envs.equal_line import EqualLineEnv
+from rllib_cfcql.envs.mamujoco import MaMuJoCoEnv, MaMuJoCoHalfCheetah2x3Env
+from rllib_cfcql.envs.mpe_adversarial import MPETagEnv, MPEWorldCommEnv
 from rllib_cfcql.envs.pettingzoo_team import MPESpreadEnv, PettingZooTeamEnv
 
 TASKS: dict[str, Callable[[dict], TeamEnv]] = {
     "equal_line": EqualLineEnv,
+    "mamujoco": MaMuJoCoEnv,
+    "mamujoco_halfcheetah_2x3": MaMuJoCoHalfCheetah2x3Env,
     "mpe_spread": MPESpreadEnv,
+    "mpe_tag": MPETagEnv,
+    "mpe_world": MPEWorldCommEnv,
 }
 
 
@@ -36,7 +42,11 @@ def register_team_envs() -> None:
 __all__ = [
     "TASKS",
     "EqualLineEnv",
+    "MaMuJoCoEnv",
+    "MaMuJoCoHalfCheetah2x3Env",
     "MPESpreadEnv",
+    "MPETagEnv",
+    "MPEWorldCommEnv",
     "PettingZooTeamEnv",
     "TeamEnv",
     "TeamSpec",
