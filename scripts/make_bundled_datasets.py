@@ -37,11 +37,12 @@ BUNDLED = {
 
 QUALITIES = ("random", "medium-replay", "medium", "expert", "mixed")
 FAMILIES: dict[str, dict] = {}
-for _k, (_task, _episodes) in enumerate((("mpe_spread", 40), ("mpe_tag", 40), ("mpe_world", 40))):
+# episodes per dataset (continuous, discrete): mpe_world's state is 3x wider, so fewer episodes
+for _k, (_task, _episodes) in enumerate((("mpe_spread", (40, 30)), ("mpe_tag", (40, 30)), ("mpe_world", (20, 15)))):
     for _variant, _cont in (("continuous", True), ("discrete", False)):
         for _j, _q in enumerate(QUALITIES):
             FAMILIES[f"{_task}_{_variant}/{_q}"] = dict(
-                task=_task, env_config={"continuous_actions": _cont}, episodes=_episodes if _cont else 30,
+                task=_task, env_config={"continuous_actions": _cont}, episodes=_episodes[0 if _cont else 1],
                 seed=100 + 10 * _k + _j + (5 if _cont else 0), quality=_q)
 for _j, _q in enumerate(QUALITIES):
     FAMILIES[f"mamujoco_halfcheetah_2x3/{_q}"] = dict(task="mamujoco_halfcheetah_2x3", env_config={}, episodes=2,

@@ -46,7 +46,8 @@ def yaml_value(v) -> str:
     return str(v)
 
 
-def example(task: str, quality: str, s: dict, name: str, extra: dict | None = None, header: str = "") -> str:
+def example(task: str, quality: str, s: dict, name: str, extra: dict | None = None, header: str = "",
+            iterations: int | None = None) -> str:
     path = f"offline_data/{s['data']}/{quality}"
     config = {
         "env_config": s["env_config"],
@@ -79,7 +80,7 @@ def example(task: str, quality: str, s: dict, name: str, extra: dict | None = No
     ]
     if header:
         lines += [f"# {h}" for h in header.splitlines()]
-    lines += [f"{name}:", f"  env: {task}", "  run: CFCQL", "  stop:", f"    training_iteration: {s['iterations']}", "  config:"]
+    lines += [f"{name}:", f"  env: {task}", "  run: CFCQL", "  stop:", f"    training_iteration: {iterations or s['iterations']}", "  config:"]
     lines += [f"    {k}: {yaml_value(v)}" for k, v in config.items()]
     return "\n".join(lines) + "\n"
 
@@ -99,8 +100,10 @@ def main() -> None:
     (out / "cfcql-mpe-continuous-sweep.yaml").write_text(example(
         "mpe_spread", "medium-replay", spread, "cfcql-mpe-continuous-sweep",
         extra={"cql_alpha": {"grid_search": [0.5, 1.0, 5.0]}, "cf_tau": {"grid_search": [0.0, 1.0]},
-               "lambda_model": "vae", "vae_hidden": 256, "evaluation_num_env_runners": 0},
-        header="Tune sweep over α × τ with the VAE behaviour density for λ (τ = 0: uniform λ)."))
+               "lambda_model": "vae", "vae_hidden": 256, "train_batch_size_per_learner": 256,
+               "evaluation_num_env_runners": 0},
+        header="Tune sweep over α × τ with the VAE behaviour density for λ (τ = 0: uniform λ); 6 trials.",
+        iterations=10))
     for base, extra in (("macql", {"penalty": "joint"}), ("icql", {"critic": "independent"}),
                         ("omar", {"critic": "independent", "actor_objective": "omar"}),
                         ("matd3bc", {"penalty": "none", "actor_objective": "td3bc"})):
