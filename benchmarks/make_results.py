@@ -22,11 +22,15 @@ def compare_table(name: str, title: str) -> list[str]:
     if not d:
         return []
     a = d["args"]
+    if "summary" not in d:  # an interrupted run: only the rows so far
+        return []
+    cont = f", lr {a['lr']}, γ {a.get('gamma')}, hidden {a.get('hidden')}, grad clip {a.get('grad_clip')}" \
+        if "continuous" in a["dataset"] or "mamujoco" in a["dataset"] else ""
     out = [f"### {title}", "",
            f"`{a['dataset']}` (data return {d['data_return']['mean']:.3f}); {a['steps']} gradient steps, "
            f"batch {a['batch']} {'episodes (GRU)' if a['rnn'] else 'transitions (MLP)'}, α = {a['alpha']}, "
-           f"τ = {a['tau']}; greedy evaluation every {a['eval_every']} steps on {a['eval_episodes']} episodes; "
-           f"seeds {a['seeds']}. Normalised score, mean ± std over seeds.", "",
+           f"τ = {a['tau']}{cont}; deterministic evaluation every {a['eval_every']} steps on {a['eval_episodes']} "
+           f"episodes; seeds {a['seeds']}. Normalised score, mean ± std over seeds.", "",
            "| method | final | best |", "|---|---|---|"]
     for m, s in d["summary"].items():
         out.append(f"| {m} | {s['final_mean']:.1f} ± {s['final_std']:.1f} | {s['best_mean']:.1f} ± {s['best_std']:.1f} |")
@@ -59,6 +63,22 @@ def throughput_table(name: str = "throughput.json") -> list[str]:
     return out
 
 
+def throughput_continuous_table(name: str = "throughput_continuous.json") -> list[str]:
+    d = _load(name)
+    if not d:
+        return []
+    out = [f"### Continuous throughput (this 2-core machine, {d['threads']} torch thread(s); a step = one critic step, "
+           "actors every 5th)", "",
+           "| shape | variant | batch | bare torch steps/s | RLlib learner steps/s | RLlib overhead | vs reference |",
+           "|---|---|---|---|---|---|---|"]
+    for r in d["rows"]:
+        ref = f"{r['speedup_vs_reference']:.1f}× (ref {r['reference_steps_per_s']})" if r.get("speedup_vs_reference") else ""
+        out.append(f"| {r['shape']} | {r['variant']} | {r['batch']} | {r['bare_steps_per_s']:.2f} | "
+                   f"{r['learner_steps_per_s']:.2f} | {100 * r['rllib_overhead']:.0f}% | {ref} |")
+    out.append("")
+    return out
+
+
 def scaleout_table() -> list[str]:
     d = _load("scaleout.json")
     if not d:
@@ -78,8 +98,14 @@ def main() -> None:
     lines += compare_table("compare_equal_line_n4.json", "Equal_Line, n = 4 (`benchmarks/compare.py`)")
     lines += compare_table("compare_equal_line_n10.json", "Equal_Line, n = 10 (`benchmarks/compare.py`)")
     lines += compare_table("compare_mpe_spread.json", "MPE cooperative navigation (`benchmarks/compare.py`)")
+    for q in ("random", "medium-replay", "medium", "expert"):
+        lines += compare_table(f"compare_mpe_spread_continuous_{q}.json",
+                               f"MPE cooperative navigation, continuous actions, {q} (`benchmarks/run_continuous_compare.sh`)")
+    lines += compare_table("compare_mamujoco_halfcheetah_2x3_medium.json",
+                           "MaMuJoCo HalfCheetah 2x3, medium (`benchmarks/compare.py`)")
     lines += throughput_table()
     lines += throughput_table("throughput_2threads.json")
+    lines += throughput_continuous_table()
     lines += scaleout_table()
     (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print((HERE / "RESULTS.md").read_text())

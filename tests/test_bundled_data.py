@@ -1,0 +1,36 @@
+"""The bundled quality families: every dataset validates against its task (schema, shapes,
+ranges, episode boundaries, content hash), and the qualities are ordered as their names
+promise — random < medium < expert mean return, computed from the data itself."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rllib_cfcql.data.commands import validate_dataset
+
+from .conftest import REPO
+
+FAMILIES = sorted(p.parent.parent for p in (REPO / "offline_data").glob("*/random/card.json"))
+
+
+def test_every_task_and_variant_has_a_bundled_family():
+    names = {f.name for f in FAMILIES}
+    expected = {f"{t}_{v}" for t in ("mpe_spread", "mpe_tag", "mpe_world") for v in ("continuous", "discrete")}
+    assert expected | {"mamujoco_halfcheetah_2x3"} <= names
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda p: p.name)
+def test_family_validates_and_qualities_are_ordered(family):
+    means = {}
+    for q in ("random", "medium-replay", "medium", "expert", "mixed"):
+        card, ep = validate_dataset(family / q)  # checks the content hash too
+        assert card["quality"] == q
+        means[q] = float(ep.returns().mean())
+        assert means[q] == pytest.approx(card["return"]["mean"], rel=1e-5, abs=1e-5)
+    assert means["random"] < means["medium"] < means["expert"], means
+    assert means["random"] < means["medium-replay"] < means["expert"], means
+    assert means["medium"] < means["mixed"] < means["expert"], means
+    refs = json.loads((family / "expert" / "card.json").read_text())["reference_returns"]
+    assert refs["random"] < refs["expert"]
