@@ -101,6 +101,9 @@ def main() -> None:
     for q in ("random", "medium-replay", "medium", "expert"):
         lines += compare_table(f"compare_mpe_spread_continuous_{q}.json",
                                f"MPE cooperative navigation, continuous actions, {q} (`benchmarks/run_continuous_compare.sh`)")
+    for t in ("mpe_spread", "mpe_tag", "mpe_world"):
+        lines += compare_table(f"protocol_{t}_continuous_medium-replay.json",
+                               f"Protocol check: {t} continuous, bundled medium-replay (`benchmarks/run_protocol_check.sh`)")
     lines += compare_table("compare_mamujoco_halfcheetah_2x3_medium.json",
                            "MaMuJoCo HalfCheetah 2x3, medium (`benchmarks/compare.py`)")
     lines += throughput_table()
