@@ -104,6 +104,8 @@ def main() -> None:
     for t in ("mpe_spread", "mpe_tag", "mpe_world"):
         lines += compare_table(f"protocol_{t}_continuous_medium-replay.json",
                                f"Protocol check: {t} continuous, bundled medium-replay (`benchmarks/run_protocol_check.sh`)")
+    lines += compare_table("protocol_mamujoco_halfcheetah_2x3_medium-replay.json",
+                           "Protocol check: HalfCheetah 2x3, bundled medium-replay (`benchmarks/run_protocol_check.sh`)")
     lines += compare_table("compare_mamujoco_halfcheetah_2x3_medium.json",
                            "MaMuJoCo HalfCheetah 2x3, medium (`benchmarks/compare.py`)")
     lines += throughput_table()

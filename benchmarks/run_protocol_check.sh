@@ -8,7 +8,7 @@ for task in mpe_spread mpe_tag mpe_world; do
     --seeds 0,1,2 --steps $STEPS --eval-every $STEPS --eval-episodes 16 --batch 256 --lr 0.001 --gamma 0.95 \
     --grad-clip 0.5 --hidden 64 --alpha 1.0 --out benchmarks/results/protocol_${task}_continuous_medium-replay.json
 done
-# (HalfCheetah: not run in the first measurement, see the closing note)
+
 python benchmarks/compare.py --dataset offline_data/mamujoco_halfcheetah_2x3/medium-replay --methods cfcql,macql,bc \
   --seeds 0,1,2 --steps $STEPS --eval-every $STEPS --eval-episodes 1 --batch 256 --lr 3e-4 --gamma 0.99 \
   --grad-clip 0.5 --hidden 256 --alpha 0.4 --polyak-tau 0.005 --policy-samples \
