@@ -42,6 +42,27 @@ def arrays_digest(ep: EpisodeArrays) -> str:
     return h.hexdigest()
 
 
+def _cache_file(prefix: str, key_src: dict, cache_dir) -> Path:
+    key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:24]
+    return (Path(cache_dir) if cache_dir else default_cache_dir()) / "behaviour" / f"{prefix}-{key}.pt"
+
+
+def _load_cached(path: Path):
+    """(state, info) from the cache, or None."""
+    if not path.exists():
+        return None
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    logger.info("behaviour model loaded from cache %s", path)
+    return blob["state"], dict(blob["info"], cached=True, cache_path=str(path))
+
+
+def _store_cached(path: Path, state: dict, info: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"state": state, "info": info}, tmp)
+    os.replace(tmp, path)
+
+
 def _nll_acc(net, batch, cfg, n_actions):
     x = episode_agent_inputs(batch[K.OBS], batch[K.ACTIONS], n_actions, cfg["obs_last_action"], cfg["obs_agent_id"])
     T = batch[K.ACTIONS].shape[1]
@@ -67,16 +88,11 @@ def pretrain_behaviour(
     """Fit β; returns (state_dict as numpy, info). Uses the cache when possible."""
     n_agents, obs_dim = episodes.obs.shape[2:4]
     arch = {k: model_cfg[k] for k in ("hidden", "rnn", "obs_last_action", "obs_agent_id")}
-    key_src = json.dumps({"data": arrays_digest(episodes), "arch": arch, "steps": steps, "batch": batch_size,
-                          "lr": lr, "seed": seed, "patience": patience, "eval_every": eval_every}, sort_keys=True)
-    key = hashlib.sha256(key_src.encode()).hexdigest()[:24]
-    cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    path = cache / "behaviour" / f"beta-{key}.pt"
-    if path.exists():
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-        info = dict(blob["info"], cached=True, cache_path=str(path))
-        logger.info("behaviour model loaded from cache %s", path)
-        return blob["state"], info
+    path = _cache_file("beta", {"data": arrays_digest(episodes), "arch": arch, "steps": steps, "batch": batch_size,
+                                "lr": lr, "seed": seed, "patience": patience, "eval_every": eval_every}, cache_dir)
+    cached = _load_cached(path)
+    if cached is not None:
+        return cached
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -124,10 +140,7 @@ def pretrain_behaviour(
     state = {k: v.numpy() for k, v in (best_state or net.state_dict()).items()}
     info = {"val_nll": best, "val_accuracy": best_acc if best_state else float("nan"), "steps": step,
             "seconds": round(time.perf_counter() - t0, 2), "cached": False, "cache_path": str(path)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"state": state, "info": info}, tmp)
-    os.replace(tmp, path)
+    _store_cached(path, state, info)
     return state, info
 
 
@@ -153,16 +166,12 @@ def pretrain_vae(
 
     n_agents, act_dim = episodes.actions.shape[2:4]
     state_dim = episodes.state.shape[-1]
-    key_src = json.dumps({"data": arrays_digest(episodes), "kind": "vae", "hidden": hidden, "latent": latent,
-                          "steps": steps, "batch": batch_size, "lr": lr, "kl": kl_weight, "seed": seed,
-                          "patience": patience, "eval_every": eval_every}, sort_keys=True)
-    key = hashlib.sha256(key_src.encode()).hexdigest()[:24]
-    cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    path = cache / "behaviour" / f"vae-{key}.pt"
-    if path.exists():
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-        logger.info("behaviour VAE loaded from cache %s", path)
-        return blob["state"], dict(blob["info"], cached=True, cache_path=str(path))
+    path = _cache_file("vae", {"data": arrays_digest(episodes), "kind": "vae", "hidden": hidden, "latent": latent,
+                               "steps": steps, "batch": batch_size, "lr": lr, "kl": kl_weight, "seed": seed,
+                               "patience": patience, "eval_every": eval_every}, cache_dir)
+    cached = _load_cached(path)
+    if cached is not None:
+        return cached
 
     valid = episodes.filled > 0
     states = torch.as_tensor(episodes.state[:, :-1][valid])
@@ -205,8 +214,5 @@ def pretrain_vae(
     state = {k: v.numpy() for k, v in (best_state or vae.state_dict()).items()}
     info = {"val_loss": best, "steps": step, "seconds": round(time.perf_counter() - t0, 2), "cached": False,
             "cache_path": str(path)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"state": state, "info": info}, tmp)
-    os.replace(tmp, path)
+    _store_cached(path, state, info)
     return state, info

@@ -48,7 +48,24 @@ H_STATE = "h"
 PREV_ACTION = "prev_action"
 
 
-class CFCQLTorchRLModule(TorchRLModule, InferenceOnlyAPI):
+class DirectActionsMixin:
+    """The modules compute actions directly (greedy / deterministic): no action distributions;
+    exploration acts like inference (offline training never samples the env for data)."""
+
+    def _forward_exploration(self, batch: Dict[str, Any], **kwargs) -> Dict[str, Any]:
+        return self._forward_inference(batch, **kwargs)
+
+    def get_inference_action_dist_cls(self):
+        return None
+
+    def get_exploration_action_dist_cls(self):
+        return None
+
+    def get_train_action_dist_cls(self):
+        return None
+
+
+class CFCQLTorchRLModule(DirectActionsMixin, TorchRLModule, InferenceOnlyAPI):
     def setup(self):
         cfg = {**DEFAULT_MODEL_CONFIG, **(self.model_config or {})}
         self.cfg = cfg
@@ -184,9 +201,6 @@ class CFCQLTorchRLModule(TorchRLModule, InferenceOnlyAPI):
             out[Columns.STATE_OUT] = state_out
         return out
 
-    def _forward_exploration(self, batch: Dict[str, Any], **kwargs) -> Dict[str, Any]:
-        return self._forward_inference(batch, **kwargs)
-
     # ---------------------------------------------------------------- targets
     @torch.no_grad()
     def sync_targets(self) -> None:
@@ -197,11 +211,3 @@ class CFCQLTorchRLModule(TorchRLModule, InferenceOnlyAPI):
     def get_non_inference_attributes(self) -> list[str]:
         return ["mixer", "target_agent", "target_mixer", "behaviour"]
 
-    def get_inference_action_dist_cls(self):  # actions are computed directly
-        return None
-
-    def get_exploration_action_dist_cls(self):
-        return None
-
-    def get_train_action_dist_cls(self):
-        return None

@@ -25,6 +25,7 @@ from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 
 from rllib_cfcql import keys as K
 from rllib_cfcql import losses_continuous as LC
+from rllib_cfcql.module import DirectActionsMixin
 from rllib_cfcql.nets_continuous import Actors, CentralTwinCritic, ConditionalVAE, IndependentTwinCritics
 
 DEFAULT_CONTINUOUS_MODEL_CONFIG: Dict[str, Any] = {
@@ -51,7 +52,7 @@ DEFAULT_CONTINUOUS_MODEL_CONFIG: Dict[str, Any] = {
 }
 
 
-class ContinuousCFCQLTorchRLModule(TorchRLModule, InferenceOnlyAPI):
+class ContinuousCFCQLTorchRLModule(DirectActionsMixin, TorchRLModule, InferenceOnlyAPI):
     def setup(self):
         cfg = {**DEFAULT_CONTINUOUS_MODEL_CONFIG, **(self.model_config or {})}
         self.cfg = cfg
@@ -194,17 +195,6 @@ class ContinuousCFCQLTorchRLModule(TorchRLModule, InferenceOnlyAPI):
         with torch.no_grad():
             return {Columns.ACTIONS: self.actor(obs)}
 
-    def _forward_exploration(self, batch: Dict[str, Any], **kwargs) -> Dict[str, Any]:
-        return self._forward_inference(batch, **kwargs)
-
     def get_non_inference_attributes(self) -> list[str]:
         return ["critic", "target_actor", "target_critic", "vae"]
 
-    def get_inference_action_dist_cls(self):  # actions are computed directly
-        return None
-
-    def get_exploration_action_dist_cls(self):
-        return None
-
-    def get_train_action_dist_cls(self):
-        return None
