@@ -133,6 +133,15 @@ def test_checkpoint_policy_acts_in_range(tmp_path, squash, norm):
     a = pol.mean_action(obs["state"])
     assert a.shape == (2, 3) and np.all(np.abs(a) <= 1.0)
     assert pol.mean_action(np.stack([obs["state"]] * 4)).shape == (4, 2, 3)
+    # the team-observation entry point splits [mean | log_std] of the flat joint action the same way
+    np.testing.assert_allclose(pol.act_team(obs), a, atol=1e-6)
+    import torch
+
+    with torch.no_grad():
+        log_std = pol.dist_inputs(torch.from_numpy(obs["state"][None]))[0, 6:].numpy().reshape(2, 3)
+    rng = np.random.default_rng(0)
+    pre = np.stack([pol.act_team(obs, rng, "sample") for _ in range(3)])
+    assert pre.shape == (3, 2, 3) and np.all(np.abs(pre) <= 1.0) and np.isfinite(log_std).all()
     noisy = pol.act(obs["state"], np.random.default_rng(0), noise_std=0.5)
     assert noisy.shape == (2, 3) and noisy.dtype == np.float32 and np.all(np.abs(noisy) <= 1.0)
     assert not np.allclose(noisy, a)

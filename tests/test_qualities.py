@@ -1,5 +1,6 @@
 """Dataset qualities (random | medium | medium-replay | expert | mixed): the scripted
-mapping per task, behaviour schedules in the writer, and `data collect --quality`."""
+mapping per task (``source="scripted"``; the MPE tasks' trained mapping is tested in
+test_trained_behaviour.py), behaviour schedules in the writer, and `data collect --quality`."""
 
 from __future__ import annotations
 
@@ -42,15 +43,18 @@ def test_every_scripted_task_variant_has_a_medium_spec():
 
 
 def test_mapping():
-    assert quality_policy("mpe_tag", "random") == "random"
-    assert quality_policy("mpe_tag", "expert") == "expert"
-    assert quality_policy("mpe_spread", "medium", CONT) == MEDIUM_SPECS[("mpe_spread", "continuous")]
-    assert quality_policy("mpe_spread", "medium", {}) == MEDIUM_SPECS[("mpe_spread", "discrete")]
-    mixed = quality_policy("mpe_spread", "mixed", CONT)
+    S = "scripted"
+    assert quality_policy("mpe_tag", "random", source=S) == "random"
+    assert quality_policy("mpe_tag", "expert", source=S) == "expert"
+    assert quality_policy("mpe_spread", "medium", CONT, S) == MEDIUM_SPECS[("mpe_spread", "continuous")]
+    assert quality_policy("mpe_spread", "medium", {}, S) == MEDIUM_SPECS[("mpe_spread", "discrete")]
+    # auto: scripted where no trained policy fits the task (here: 4 agents)
+    assert quality_policy("mpe_spread", "medium", {"n_agents": 4}) == MEDIUM_SPECS[("mpe_spread", "discrete")]
+    mixed = quality_policy("mpe_spread", "mixed", CONT, S)
     assert isinstance(mixed, AlternatingBehaviour)
     medium = MEDIUM_SPECS[("mpe_spread", "continuous")]
     assert [mixed.policy_for(k, k / 6).spec for k in range(6)] == [medium, "expert"] * 3
-    replay = quality_policy("mpe_spread", "medium-replay", CONT)
+    replay = quality_policy("mpe_spread", "medium-replay", CONT, S)
     assert isinstance(replay, RandomToBehaviour)
     # from uniform random (eps 1) to the medium spec itself (random_mix:0.5:medium_expert:0)
     assert replay.policy_for(0, 0.0).spec == "random_mix:1:medium_expert:0"
@@ -58,7 +62,7 @@ def test_mapping():
     eps = [replay.policy_for(k, k / 10).eps for k in range(10)]
     assert eps[0] == 1.0 and all(a > b for a, b in itertools.pairwise(eps)) and eps[-1] > 0.5
     # a plain medium spec (eps 0) decays to eps 0
-    assert quality_policy("mpe_tag", "medium-replay").policy_for(1, 1.0).spec == "random_mix:0:medium_expert:0"
+    assert quality_policy("mpe_tag", "medium-replay", source=S).policy_for(1, 1.0).spec == "random_mix:0:medium_expert:0"
 
 
 def test_unknown_task_or_quality_is_named():
@@ -70,6 +74,11 @@ def test_unknown_task_or_quality_is_named():
     with pytest.raises(ValueError, match=r"unknown quality 'medium_replay'; expected one of \['random', 'medium', "
                                          r"'medium-replay', 'expert', 'mixed'\]"):
         quality_policy("mpe_tag", "medium_replay")
+    with pytest.raises(ValueError, match=r"behaviour source 'best': expected one of \['auto', 'trained', 'scripted'\]"):
+        quality_policy("mpe_tag", "medium", source="best")
+    with pytest.raises(ValueError, match=r"task 'equal_line' \(discrete actions.*no trained behaviour policies.*"
+                                         r"offline_data/policies/equal_line_discrete"):
+        quality_policy("equal_line", "medium", source="trained")
 
 
 @pytest.mark.parametrize(
@@ -109,13 +118,13 @@ def test_random_mix_extremes_match_random_and_base():
 def test_every_quality_collects_for_every_scripted_task(task, config):
     env = make_team_env(task, config)
     for q in QUALITIES:
-        ep = rollout(env, quality_policy(task, q, config), 2, seed=0)
+        ep = rollout(env, quality_policy(task, q, config, "scripted"), 2, seed=0)
         assert ep.num_episodes == 2
 
 
 def test_qualities_are_ordered_on_mpe_spread_continuous():
     env = make_team_env("mpe_spread", CONT)
-    ret = {q: rollout(env, quality_policy("mpe_spread", q, CONT), 24, seed=50).returns().mean()
+    ret = {q: rollout(env, quality_policy("mpe_spread", q, CONT, "scripted"), 24, seed=50).returns().mean()
            for q in ("random", "medium-replay", "medium", "mixed", "expert")}
     assert ret["random"] < ret["medium"] < ret["expert"], ret
     assert ret["medium"] < ret["mixed"] < ret["expert"], ret
@@ -127,10 +136,10 @@ def test_qualities_are_ordered_on_mpe_spread_continuous():
 def test_medium_replay_moves_from_random_to_medium():
     env = make_team_env("mpe_spread", CONT)
     n = 40
-    rep = rollout(env, quality_policy("mpe_spread", "medium-replay", CONT), n, seed=3).returns()
+    rep = rollout(env, quality_policy("mpe_spread", "medium-replay", CONT, "scripted"), n, seed=3).returns()
     q1, q4 = rep[: n // 4].mean(), rep[-n // 4:].mean()
     rand = rollout(env, "random", n // 4, seed=3).returns().mean()
-    medium = rollout(env, quality_policy("mpe_spread", "medium", CONT), n // 4, seed=3 + 3 * n // 4).returns().mean()
+    medium = rollout(env, quality_policy("mpe_spread", "medium", CONT, "scripted"), n // 4, seed=3 + 3 * n // 4).returns().mean()
     assert q1 < q4, (q1, q4)
     assert abs(q1 - rand) < abs(q1 - medium) and abs(q4 - medium) < abs(q4 - rand), (q1, q4, rand, medium)
 
@@ -141,7 +150,7 @@ def _card(d):
 
 def test_collect_by_quality_writes_the_quality_and_behaviour(tmp_path, capsys):
     args = ["collect", "--task", "mpe_spread", "--env-config", json.dumps(CONT), "--quality", "medium-replay",
-            "--episodes", "4", "--seed", "3", "--reference-episodes", "3", "--quiet"]
+            "--episodes", "4", "--seed", "3", "--reference-episodes", "3", "--quiet", "--behaviours", "scripted"]
     assert data_main(args + ["--out", str(tmp_path / "a")]) == 0
     assert "quality medium-replay: medium-replay (random -> medium)" in capsys.readouterr().out
     card = _card(tmp_path / "a")
@@ -162,7 +171,7 @@ def test_collect_by_quality_writes_the_quality_and_behaviour(tmp_path, capsys):
 
 def test_collect_steps_and_mixed(tmp_path):
     card = collect(task="mpe_tag", env_config={}, quality="mixed", steps=60, seed=1, out_dir=tmp_path / "m",
-                   reference_episodes=2, progress=False)
+                   reference_episodes=2, progress=False, source="scripted")
     # whole 25-step episodes until at least 60 transitions
     assert card["episodes"] == 3 and card["transitions"] == 75 and card["collection_target"] == {"steps": 60}
     assert card["behaviour_policy"] == ("mixed (half medium, half expert): episode k played by "
@@ -170,7 +179,7 @@ def test_collect_steps_and_mixed(tmp_path):
     _, ep = validate_dataset(tmp_path / "m")
     assert ep.num_transitions == 75
     again = collect(task="mpe_tag", env_config={}, quality="mixed", steps=60, seed=1, out_dir=tmp_path / "n",
-                    reference_episodes=2, progress=False)
+                    reference_episodes=2, progress=False, source="scripted")
     assert again["content_hash"] == card["content_hash"]
 
 

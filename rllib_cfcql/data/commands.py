@@ -90,7 +90,7 @@ def _cmd_collect(a) -> int:
         policy, quality = "mixed_agents:0.5", "custom"
     card = collect(task=a.task, env_config=env_config, policy=policy, episodes=a.episodes, steps=a.steps,
                    seed=a.seed, out_dir=a.out, fmt=a.format, quality=quality or "custom", force=a.force,
-                   progress=not a.quiet, reference_episodes=a.reference_episodes)
+                   progress=not a.quiet, reference_episodes=a.reference_episodes, source=a.behaviours)
     print(f"quality {card['quality']}: {card['behaviour_policy']}")
     print(f"wrote {a.out}: {card['episodes']} episodes, {card['transitions']} transitions, "
           f"return {card['return']['mean']:.3f} ± {card['return']['std']:.3f} "
@@ -164,12 +164,16 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--env-config", default="", help="JSON object of env_config, e.g. '{\"n_agents\": 4}'")
     c.add_argument("--policy", default=None,
                    help="behaviour policy spec, overrides --quality: random | expert | eps_expert:<eps> | "
-                        "mixed_agents:<p> | medium_expert:<p> | random_mix:<eps>:<spec> "
+                        "mixed_agents:<p> | medium_expert:<p> | random_mix:<eps>:<spec> | "
+                        "checkpoint:<path>[@<noise std | eps> | @sample] "
                         "(default without --quality: mixed_agents:0.5)")
     c.add_argument("--quality", default=None,
-                   help="random | medium | medium-replay | expert | mixed: chooses the behaviour (scripted per "
-                        "task, see rllib_cfcql.data.qualities) and is stored in the card; with --policy it is "
-                        "only the card's label")
+                   help="random | medium | medium-replay | expert | mixed: chooses the behaviour (the task's "
+                        "trained PPO policies where it has them, else scripted; see rllib_cfcql.data.qualities) "
+                        "and is stored in the card; with --policy it is only the card's label")
+    c.add_argument("--behaviours", choices=("auto", "trained", "scripted"), default="auto",
+                   help="which behaviours --quality and the expert reference use: auto (trained where the task "
+                        "has them), trained (error without them) or scripted")
     n = c.add_mutually_exclusive_group(required=True)
     n.add_argument("--episodes", type=int, help="number of episodes")
     n.add_argument("--steps", type=int, help="collect whole episodes until at least this many transitions")

@@ -7,9 +7,11 @@ move), or ``mixed_agents:<p>`` (per episode, each agent is independently
 *random* with probability p and a near-expert (eps=0.1) otherwise), or
 ``medium_expert:<p>`` (per episode, each agent is independently the task's
 scripted expert with probability p and its scripted *medium* policy otherwise,
-both with ε = 0.1 random moves), or ``checkpoint:<path>[@<noise std>]`` (a
-policy checkpoint, :mod:`rllib_cfcql.data.checkpoint_policy`, acting from the
-team state, continuous tasks; optional N(0, std²) action noise). For continuous tasks a random move is a
+both with ε = 0.1 random moves), or ``checkpoint:<path>[@<x> | @sample]`` (a
+trained policy checkpoint, :mod:`rllib_cfcql.data.checkpoint_policy`:
+deterministic, or with ``@<x>`` N(0, x²) action noise (continuous) / ε = x
+random moves (discrete), or with ``@sample`` drawing from the policy's own
+distribution, as it acted while it was trained). For continuous tasks a random move is a
 uniform action on [-1, 1]^d and scripted moves carry N(0, 0.1²) noise. With p < 0.5 the most frequent action of
 every agent is the medium one, so behaviour cloning lands at medium, while the
 all-expert joint behaviour (probability p^n per episode) becomes rare as the
@@ -55,18 +57,22 @@ class BehaviourPolicy:
         elif kind == "checkpoint":
             from rllib_cfcql.data.checkpoint_policy import load_checkpoint_policy
 
-            path, at, std = arg.rpartition("@") if "@" in arg else (arg, "", "")
-            try:
-                self.arg = float(std) if at else 0.0
-            except ValueError:
-                raise ValueError(f"behaviour policy {spec!r}: expected checkpoint:<path>[@<noise std>]") from None
+            path, at, tail = arg.rpartition("@") if "@" in arg else (arg, "", "")
+            self.mode, self.arg = ("sample", 0.0) if tail == "sample" else ("noise", 0.0)
+            if at and tail != "sample":
+                try:
+                    self.arg = float(tail)
+                except ValueError:
+                    raise ValueError(f"behaviour policy {spec!r}: expected checkpoint:<path>[@<noise std | eps> | @sample]") from None
             if not path or self.arg < 0.0:
-                raise ValueError(f"behaviour policy {spec!r}: expected checkpoint:<path>[@<noise std >= 0>]")
+                raise ValueError(f"behaviour policy {spec!r}: expected checkpoint:<path>[@<noise std | eps >= 0> | @sample]")
             self.checkpoint = load_checkpoint_policy(path)  # raises naming the path if missing/malformed
+            if not self.checkpoint.continuous and self.arg > 1.0:
+                raise ValueError(f"behaviour policy {spec!r}: a discrete policy's @<eps> is a probability, got {self.arg}")
         else:
             raise ValueError(
                 f"unknown behaviour policy {spec!r}; expected random, expert, eps_expert:<eps>, mixed_agents:<p>, "
-                "medium_expert:<p> or checkpoint:<path>[@<noise std>]"
+                "medium_expert:<p> or checkpoint:<path>[@<noise std | eps> | @sample]"
             )
         self._eps = None
 
@@ -88,7 +94,7 @@ class BehaviourPolicy:
 
     def __call__(self, env: TeamEnv, obs: dict, rng: np.random.Generator) -> np.ndarray:
         if self.kind == "checkpoint":
-            return self.checkpoint.act(obs["state"], rng, self.arg)
+            return self.checkpoint.act_team(obs, rng, self.mode, self.arg)
         rand = _random_available(obs, rng, env)
         if self.kind == "random":
             return rand

@@ -10,8 +10,26 @@ expert          a fully trained policy
 mixed           half the episodes from the medium policy, half from the expert
 ==============  ===============================================================
 
-Until trained policies exist for a task, each quality is mapped to the task's
-scripted behaviour (:func:`quality_policy`):
+Tasks with behaviour policies trained by the project
+(``offline_data/policies/<task>_<variant>/``, written by
+``scripts/train_shared_behaviour.py``: RLlib PPO, one policy shared by the
+team; the MPE tasks, discrete and continuous) map the qualities onto those
+checkpoints, each acting by *sampling* its own distribution, as it did while
+it was trained (:func:`trained_quality_policy`):
+
+* random → ``random``; expert → ``expert.pt``; medium → ``medium.pt``;
+  mixed → medium and expert episodes alternating;
+* medium-replay → :class:`CheckpointReplay`: the training run replayed from
+  its committed policy sequence (``replay.json``: the policy after every PPO
+  iteration, from the untrained one up to ``medium.pt``). The episode that
+  starts when a fraction ``x`` of the collection is done is played by the
+  policy that was training at env step ``x · N_medium``, so the data has the
+  make-up of the training run's replay, and regenerates exactly for a seed.
+  (The training script can also write the transitions exactly as they were
+  recorded while training: ``--medium-replay-dir``.)
+
+Other tasks map each quality to the task's scripted behaviour
+(:func:`quality_policy`):
 
 * random → ``random``; expert → ``expert`` (the scripted expert; continuous
   tasks add the writer's N(0, 0.1²) action noise);
@@ -47,6 +65,11 @@ from __future__ import annotations
 
 import numpy as np
 
+import bisect
+import json
+from pathlib import Path
+
+from rllib_cfcql.data.checkpoint_policy import PROJECT_ROOT
 from rllib_cfcql.data.policies import BehaviourPolicy
 from rllib_cfcql.envs.base import TeamEnv
 
@@ -186,6 +209,53 @@ class RandomToBehaviour(BehaviourSchedule):
         return RandomMix(self.base, self.eps(progress))
 
 
+class CheckpointReplay(BehaviourSchedule):
+    """A training run's replay, replayed from its committed policy sequence.
+
+    ``manifest`` is a ``replay.json`` written by ``scripts/train_shared_behaviour.py``:
+    ``{"medium_env_steps": N, "checkpoints": [{"file": ..., "env_steps": s_k}, ...]}`` with
+    ``s_0 = 0`` (the untrained policy) and files relative to the manifest's directory. The
+    episode starting at collection progress ``x`` is played by checkpoint ``k`` with
+    ``s_k <= x·N < s_{k+1}``, sampling from its distribution (``checkpoint:<file>@sample``).
+    """
+
+    def __init__(self, manifest: str | Path, label: str = "medium-replay (PPO training replay up to medium)"):
+        path = Path(manifest)
+        try:
+            data = json.loads(path.read_text())
+            entries = sorted(data["checkpoints"], key=lambda c: int(c["env_steps"]))
+            total = int(data["medium_env_steps"])
+            steps = [int(c["env_steps"]) for c in entries]
+            files = [path.parent / c["file"] for c in entries]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"replay manifest {str(path)!r}: expected JSON with 'medium_env_steps' and "
+                             f"'checkpoints' [{{'file', 'env_steps'}}], got an error: {e}") from None
+        if not entries or steps[0] > 0 or total <= 0:
+            raise ValueError(f"replay manifest {str(path)!r}: the checkpoints must start at env step 0 and "
+                             f"medium_env_steps must be > 0 (got steps {steps[:3]}..., medium_env_steps {total})")
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise ValueError(f"replay manifest {str(path)!r}: checkpoint files missing: {missing[:3]}")
+        self.steps, self.total = steps, total
+        self.specs = [f"checkpoint:{_display_path(f)}@sample" for f in files]
+        self._policies: dict[int, BehaviourPolicy] = {}
+        self.description = (
+            f"{label}: the episode starting at progress x is played by the PPO checkpoint that was training at env "
+            f"step x*{total} (of {len(files)} checkpoints, one per PPO iteration, listed in {_display_path(path)}), "
+            "sampling from its distribution"
+        )
+
+    def index(self, progress: float) -> int:
+        x = min(max(float(progress), 0.0), 1.0)
+        return max(bisect.bisect_right(self.steps, x * self.total) - 1, 0)
+
+    def policy_for(self, k: int, progress: float):
+        i = self.index(progress)
+        if i not in self._policies:
+            self._policies[i] = BehaviourPolicy(self.specs[i])
+        return self._policies[i]
+
+
 def as_schedule(policy) -> BehaviourSchedule:
     """A schedule from a spec string, a policy object or a schedule."""
     if isinstance(policy, BehaviourSchedule):
@@ -206,12 +276,88 @@ def _split_mix(spec: str) -> tuple[str, float]:
     return spec, 0.0
 
 
-def quality_policy(task: str, quality: str, env_config: dict | None = None):
+#: Where the project's trained behaviour policies live: ``<POLICY_ROOT>/<task>_<variant>/``.
+POLICY_ROOT = PROJECT_ROOT / "offline_data" / "policies"
+TRAINED_FILES = ("expert.pt", "medium.pt", "replay.json")
+
+
+def _display_path(path: Path) -> str:
+    """``path`` relative to the project root when it is inside it (what cards record), else as is."""
+    try:
+        return str(Path(path).resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def trained_policy_dir(task: str, env_config: dict | None = None) -> Path | None:
+    """``offline_data/policies/<task>_<variant>`` when it holds trained expert, medium and replay
+    policies (``scripts/train_shared_behaviour.py``) that fit the task as configured (same
+    agents, observation and action shapes), else None."""
+    from rllib_cfcql.data.checkpoint_policy import CheckpointError, load_checkpoint_policy
+    from rllib_cfcql.envs import make_team_env
+
+    d = POLICY_ROOT / f"{task}_{_variant(env_config)}"
+    if not all((d / f).is_file() for f in TRAINED_FILES):
+        return None
+    try:
+        load_checkpoint_policy(d / "expert.pt").check_task(make_team_env(task, env_config).team_spec)
+    except CheckpointError:
+        return None  # e.g. more agents than the policies were trained for
+    return d
+
+
+SOURCES = ("auto", "trained", "scripted")
+
+
+def _trained_for(task: str, env_config: dict | None, source: str) -> Path | None:
+    if source not in SOURCES:
+        raise ValueError(f"behaviour source {source!r}: expected one of {list(SOURCES)}")
+    if source == "scripted":
+        return None
+    d = trained_policy_dir(task, env_config)
+    if d is None and source == "trained":
+        raise ValueError(
+            f"task {task!r} ({_variant(env_config)} actions, env_config {env_config or {}}) has no trained behaviour "
+            f"policies that fit it: expected {TRAINED_FILES} in {_display_path(POLICY_ROOT / f'{task}_{_variant(env_config)}')} "
+            "(train them with scripts/train_shared_behaviour.py), or use the scripted behaviours"
+        )
+    return d
+
+
+def trained_quality_policy(policy_dir: Path, quality: str):
+    """The behaviour of a quality from a directory of trained policies (see the module doc)."""
+    expert = f"checkpoint:{_display_path(policy_dir / 'expert.pt')}@sample"
+    medium = f"checkpoint:{_display_path(policy_dir / 'medium.pt')}@sample"
+    if quality == "random":
+        return "random"
+    if quality == "expert":
+        return expert
+    if quality == "medium":
+        return medium
+    if quality == "mixed":
+        return AlternatingBehaviour([medium, expert], label="mixed (half medium, half expert)")
+    return CheckpointReplay(policy_dir / "replay.json")
+
+
+def reference_expert(task: str, env_config: dict | None = None, source: str = "auto") -> str:
+    """The policy whose mean return is a task's *expert* reference: the trained expert
+    (sampled, as in the expert datasets) where the task has trained policies and ``source``
+    allows them, else the task's own ``expert`` (scripted, or HalfCheetah's checkpoint)."""
+    d = _trained_for(task, env_config, source)
+    return trained_quality_policy(d, "expert") if d is not None else "expert"
+
+
+def quality_policy(task: str, quality: str, env_config: dict | None = None, source: str = "auto"):
     """The behaviour that makes a ``quality`` dataset of ``task``: a policy spec string
     (random, medium, expert) or a :class:`BehaviourSchedule` (mixed, medium-replay).
-    ``env_config`` picks the action variant (``continuous_actions``)."""
+    ``env_config`` picks the action variant (``continuous_actions``). ``source``: ``auto``
+    (the trained policies where the task has them, else scripted), ``trained`` (an error
+    without them) or ``scripted``."""
     if quality not in QUALITIES:
         raise ValueError(f"unknown quality {quality!r}; expected one of {list(QUALITIES)}")
+    trained = _trained_for(task, env_config, source)
+    if trained is not None:
+        return trained_quality_policy(trained, quality)
     variant = "continuous" if task.startswith("mamujoco") else _variant(env_config)
     medium = MEDIUM_SPECS.get((task, variant))
     if medium is None:

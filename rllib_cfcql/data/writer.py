@@ -157,20 +157,24 @@ def _versions() -> dict[str, str]:
 _REFERENCE_CACHE: dict[str, dict[str, float]] = {}
 
 
-def reference_returns(task: str, env_config: dict, episodes: int, seed: int) -> dict[str, float]:
-    """Mean returns of the uniform-random and the scripted-expert policies (deterministic for
-    the arguments, so computed once per process for a whole dataset family)."""
-    key = json.dumps([task, env_config, episodes, seed], sort_keys=True)
+def reference_returns(task: str, env_config: dict, episodes: int, seed: int, source: str = "auto") -> dict[str, float]:
+    """Mean returns of the uniform-random and the task's reference expert
+    (:func:`~rllib_cfcql.data.qualities.reference_expert`: the trained expert where the task has
+    one, else its scripted expert); deterministic for the arguments, so computed once per
+    process for a whole dataset family."""
+    key = json.dumps([task, env_config, episodes, seed, source], sort_keys=True)
     if key not in _REFERENCE_CACHE:
-        _REFERENCE_CACHE[key] = _reference_returns(task, env_config, episodes, seed)
+        _REFERENCE_CACHE[key] = _reference_returns(task, env_config, episodes, seed, source)
     return dict(_REFERENCE_CACHE[key])
 
 
-def _reference_returns(task: str, env_config: dict, episodes: int, seed: int) -> dict[str, float]:
+def _reference_returns(task: str, env_config: dict, episodes: int, seed: int, source: str) -> dict[str, float]:
+    from rllib_cfcql.data.qualities import reference_expert
+
     out = {}
-    for name in ("random", "expert"):
+    for name, spec in (("random", "random"), ("expert", reference_expert(task, env_config, source))):
         env = make_team_env(task, env_config)
-        ep = rollout(env, BehaviourPolicy(name), episodes, seed=seed)
+        ep = rollout(env, BehaviourPolicy(spec), episodes, seed=seed)
         out[name] = float(ep.returns().mean())
     return out
 
@@ -268,8 +272,12 @@ def collect(
     force: bool = False,
     progress: bool = True,
     steps: int | None = None,
+    source: str = "auto",
 ) -> dict:
     """Collect a dataset and write it with its card; returns the card.
+
+    ``source`` (auto | trained | scripted) says which behaviours the quality and the expert
+    reference use (:func:`~rllib_cfcql.data.qualities.quality_policy`).
 
     ``policy``: a spec string or a :class:`~rllib_cfcql.data.qualities.BehaviourSchedule`;
     when it is None the ``quality`` (random | medium | medium-replay | expert | mixed)
@@ -282,14 +290,14 @@ def collect(
         if quality not in QUALITIES:
             raise ValueError(f"collect: no behaviour policy given and quality {quality!r} does not choose one; "
                              f"pass a policy or one of the qualities {list(QUALITIES)}")
-        policy = quality_policy(task, quality, env_config)
+        policy = quality_policy(task, quality, env_config, source)
     if (episodes is None) == (steps is None):
         raise ValueError(f"collect: give exactly one of episodes and steps, got episodes={episodes}, steps={steps}")
     t0 = time.perf_counter()
     ep = rollout(env, policy, episodes, seed=seed, progress=progress, min_steps=steps)
     seconds = time.perf_counter() - t0
     files = write_dataset(out_dir, ep, fmt=fmt, force=force)
-    refs = reference_returns(task, env_config, reference_episodes, seed=10_000_019)
+    refs = reference_returns(task, env_config, reference_episodes, seed=10_000_019, source=source)
     card = make_card(
         task=task, env_config=env_config, episodes=ep, spec=env.team_spec, policy=describe(policy),
         seed=seed, fmt=fmt, files=files, references=refs, quality=quality,

@@ -1,0 +1,427 @@
+"""Train the behaviour policies of a team task online with RLlib PPO, one policy shared by all agents.
+
+This is how the MPE tasks' datasets get their behaviour policies (``mpe_spread``,
+``mpe_tag``, ``mpe_world``, discrete and continuous): RLlib's *online* PPO on
+the team env, the way the community trains MPE teams (MAPPO-style parameter
+sharing), and the small checkpoints are committed so datasets regenerate
+exactly from them (training itself is not bit-for-bit reproducible: it runs on
+shared CPUs with a vectorised env runner).
+
+Algorithm
+    RLlib 2.60 PPO, new API stack, torch, one local env runner with
+    ``--num-envs`` vectorised copies of :class:`TeamAgentsEnv`, one local
+    learner, 1 torch thread. ``multi_agent(policies={"shared"})`` maps every
+    agent to one RLModule (parameter sharing); each agent's observation is its
+    own task observation followed by the one-hot of its index, so the shared
+    network can still specialise. Every agent receives the team reward.
+    Discrete tasks get a categorical policy, continuous ones a Gaussian whose
+    samples the env clips to [-1, 1].
+
+Checkpoints
+    After every training iteration (and at step 0, the untrained policy) the
+    policy is copied out of RLlib into the plain MLP of
+    :mod:`rllib_cfcql.data.checkpoint_policy` (``"input": "agent_obs"``; the
+    copy is checked against RLlib's own forward pass) and saved as
+    ``<out>/training/step-<env steps>.pt`` + sidecar (about 30 KB). Every
+    ``--checkpoint-every`` env steps the checkpoint is also evaluated on
+    ``--eval-episodes`` episodes, deterministically and sampling from the
+    policy (what it does as a behaviour policy).
+
+Selection (by the *sampled* return, since datasets sample the policy)
+    ``expert.pt``: the best evaluated checkpoint. ``medium.pt``: among the
+    evaluated checkpoints up to the expert, the one whose normalised return
+    ``(R - R_random) / (R_expert - R_random)`` is closest to 0.5.
+    ``replay.json`` lists every checkpoint from step 0 up to medium: the policy
+    sequence that played the medium-replay transitions (what
+    :class:`rllib_cfcql.data.qualities.CheckpointReplay` replays). Checkpoints
+    after medium are deleted (the expert is kept as ``expert.pt``).
+
+Medium-replay as recorded
+    With ``--medium-replay-dir DIR`` every transition the training env runner
+    saw up to the medium checkpoint is also written to DIR as a team dataset
+    with its card (full size; not in git).
+
+Run (the committed checkpoints came from exactly this, see each sidecar)::
+
+    python scripts/train_shared_behaviour.py --task mpe_spread --continuous \\
+        --budget-min 10 --checkpoint-every 20000
+"""
+
+from __future__ import annotations
+
+import os
+
+for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from train_behaviour import save_checkpoint, versions  # noqa: E402
+
+from ray.rllib.env.multi_agent_env import MultiAgentEnv  # noqa: E402
+
+FORMAT = "rllib_cfcql.gaussian_mlp.v1"
+MODULE_ID = "shared"
+
+
+class TeamAgentsEnv(MultiAgentEnv):
+    """A team task as an RLlib ``MultiAgentEnv``: agents ``agent_<i>``, observation = own
+    observation + one-hot(i), the task's per-agent action space, the team reward for everyone.
+
+    ``env_config``: ``task`` (registry name) plus that task's own env_config. When ``record``
+    is set (by the driver) every team transition is kept for the medium-replay dataset.
+    """
+
+    def __init__(self, config: dict | None = None):
+        import gymnasium as gym
+
+        from rllib_cfcql.envs import make_team_env
+
+        super().__init__()
+        config = dict(config or {})
+        task = config.pop("task")
+        config = {k: v for k, v in config.items() if k not in ("worker_index", "num_workers", "vector_index", "remote")}
+        self.team = make_team_env(task, config)
+        spec = self.team.team_spec
+        self.spec_ = spec
+        self.n = spec.n_agents
+        self.agents = self.possible_agents = [f"agent_{i}" for i in range(self.n)]
+        obs_space = gym.spaces.Box(-np.inf, np.inf, (spec.obs_dim + self.n,), np.float32)
+        act_space = (gym.spaces.Box(-1.0, 1.0, (spec.n_actions,), np.float32) if spec.continuous
+                     else gym.spaces.Discrete(spec.n_actions))
+        self.observation_spaces = {a: obs_space for a in self.agents}
+        self.action_spaces = {a: act_space for a in self.agents}
+        self._eye = np.eye(self.n, dtype=np.float32)
+        self.record = False
+        self.rows: list[tuple] = []
+        self.steps = 0
+        self._episode = -1
+        self._t = 0
+        self._obs = None
+
+    def _agent_obs(self, obs: dict) -> dict:
+        rows = np.concatenate([obs["obs"], self._eye], axis=1)
+        return {a: rows[i] for i, a in enumerate(self.agents)}
+
+    def reset(self, *, seed=None, options=None):
+        obs, info = self.team.reset(seed=seed, options=options)
+        self._obs, self._episode, self._t = obs, self._episode + 1, 0
+        return self._agent_obs(obs), {}
+
+    def step(self, action_dict):
+        if self.spec_.continuous:
+            a = np.stack([np.clip(np.asarray(action_dict[x], np.float32), -1.0, 1.0) for x in self.agents])
+        else:
+            a = np.asarray([int(action_dict[x]) for x in self.agents], np.int64)
+        nxt, r, term, trunc, _ = self.team.step(a)
+        self.steps += 1
+        if self.record:
+            self.rows.append((self._episode, self._t, float(r), bool(term), bool(trunc), self._obs, a, nxt))
+        self._obs, self._t = nxt, self._t + 1
+        rew = {x: float(r) for x in self.agents}
+        return (self._agent_obs(nxt), rew, {"__all__": bool(term)}, {"__all__": bool(trunc)}, {})
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _sub_envs(root) -> list[TeamAgentsEnv]:
+    """The TeamAgentsEnv instances inside the local env runner's (vectorised, wrapped) env."""
+    found, stack, seen = [], [root], set()
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, TeamAgentsEnv):
+            found.append(e)
+            continue
+        for attr in ("envs", "env", "unwrapped", "par_env"):
+            v = getattr(e, attr, None)
+            if isinstance(v, (list, tuple)):
+                stack.extend(v)
+            elif v is not None and v is not e:
+                stack.append(v)
+    return found
+
+
+def extract_policy(algo, hidden: list[int], activation: str):
+    """Copy the shared RLlib policy (actor encoder + pi head) into the checkpoint MLP, and check it."""
+    import torch
+    import torch.nn as nn
+    from ray.rllib.core.columns import Columns
+
+    from rllib_cfcql.data.checkpoint_policy import build_mlp
+
+    module = algo.learner_group._learner.module[MODULE_ID]
+    linears = [m for part in (module.encoder.actor_encoder, module.pi) for m in part.modules() if isinstance(m, nn.Linear)]
+    in_dim, out_dim = linears[0].in_features, linears[-1].out_features
+    net = build_mlp(in_dim, hidden, out_dim, activation, False)
+    mine = [m for m in net.layers if isinstance(m, nn.Linear)]
+    if len(mine) != len(linears) or any(a.weight.shape != b.weight.shape for a, b in zip(mine, linears)):
+        raise RuntimeError(f"PPO policy layout {[tuple(m.weight.shape) for m in linears]} != checkpoint MLP "
+                           f"{[tuple(m.weight.shape) for m in mine]}")
+    x = torch.from_numpy(np.random.default_rng(0).normal(0.0, 1.0, (16, in_dim)).astype(np.float32))
+    with torch.no_grad():
+        for a, b in zip(mine, linears):
+            a.weight.copy_(b.weight)
+            a.bias.copy_(b.bias)
+        ref = module._forward_inference({Columns.OBS: x})[Columns.ACTION_DIST_INPUTS]
+        err = float((net.layers(x) - ref).abs().max())
+    if err > 1e-4:
+        raise RuntimeError(f"extracted policy differs from the RLlib PPO policy by {err}")
+    return net
+
+
+def write_recorded_replay(envs: list[TeamAgentsEnv], upto: list[int], out_dir: Path, task: str, env_config: dict,
+                          seed: int, medium_meta: dict, policy_dir: Path, reference_episodes: int) -> dict:
+    """Write the transitions the training envs saw (each cut at its step count at the medium checkpoint)."""
+    from rllib_cfcql import keys as K
+    from rllib_cfcql.data.schema import assemble_episodes
+    from rllib_cfcql.data.writer import _REFERENCE_CACHE, CARD_NAME, make_card, reference_returns, write_dataset
+
+    spec = envs[0].spec_
+    rows = [(i * 1_000_000 + r[0],) + r[1:] for i, e in enumerate(envs) for r in e.rows[: upto[i]]]
+    cols = {K.EPISODE_ID: np.array([r[0] for r in rows], np.int64), K.T: np.array([r[1] for r in rows], np.int64),
+            K.REWARD: np.array([r[2] for r in rows], np.float32), K.TERMINATED: np.array([r[3] for r in rows]),
+            K.TRUNCATED: np.array([r[4] for r in rows])}
+    cols[K.OBS] = np.stack([r[5]["obs"].reshape(-1) for r in rows]).astype(np.float32)
+    cols[K.STATE] = np.stack([r[5]["state"] for r in rows]).astype(np.float32)
+    cols[K.ACTIONS] = np.stack([np.asarray(r[6]).reshape(-1) for r in rows])
+    cols[K.NEXT_OBS] = np.stack([r[7]["obs"].reshape(-1) for r in rows]).astype(np.float32)
+    cols[K.NEXT_STATE] = np.stack([r[7]["state"] for r in rows]).astype(np.float32)
+    if not spec.continuous:
+        cols[K.ACTION_MASK] = np.stack([r[5]["action_mask"].reshape(-1) for r in rows]).astype(np.float32)
+        cols[K.NEXT_ACTION_MASK] = np.stack([r[7]["action_mask"].reshape(-1) for r in rows]).astype(np.float32)
+    # episodes cut by the end of the recording end as truncated (bootstrap), like a time limit
+    last = np.r_[cols[K.EPISODE_ID][1:] != cols[K.EPISODE_ID][:-1], True]
+    cols[K.TRUNCATED] = cols[K.TRUNCATED] | (last & ~cols[K.TERMINATED])
+    cols["path"] = np.full(len(rows), "<online-training>", dtype=object)
+    episodes = assemble_episodes(cols, spec)
+    files = write_dataset(out_dir, episodes, force=True)
+    del policy_dir  # the references are the task's own (its committed expert checkpoint once selected)
+    _REFERENCE_CACHE.clear()  # expert.pt was (re)written by this run
+    refs = reference_returns(task, env_config, reference_episodes, seed=10_000_019)
+    card = make_card(task=task, env_config=env_config, episodes=episodes, spec=spec,
+                     policy=f"online-training replay as recorded (PPO env steps 0..{medium_meta['env_steps']}, up to medium.pt)",
+                     seed=seed, fmt="parquet", files=files, references=refs, quality="medium-replay",
+                     collection_seconds=0.0)
+    card["medium_checkpoint"] = {"file": "medium.pt", "env_steps": medium_meta["env_steps"],
+                                 "eval_return_sampled": medium_meta["eval_return_sampled"]}
+    (out_dir / CARD_NAME).write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def build_algo(args, env_config: dict):
+    from ray.rllib.algorithms.ppo import PPOConfig
+    from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+
+    model = DefaultModelConfig(fcnet_hiddens=list(args.hidden), fcnet_activation=args.activation,
+                               head_fcnet_hiddens=[], vf_share_layers=False)
+    train_cfg = dict(lr=args.lr, gamma=args.gamma, lambda_=0.95, clip_param=0.2, num_epochs=args.epochs,
+                     minibatch_size=args.minibatch, train_batch_size_per_learner=args.ppo_batch, vf_loss_coeff=0.5,
+                     entropy_coeff=args.entropy, use_kl_loss=False, vf_clip_param=1e6, grad_clip=10.0)
+    config = (
+        PPOConfig()
+        .environment("team_agents", env_config=dict(env_config, task=args.task))
+        .env_runners(num_env_runners=0, num_envs_per_env_runner=args.num_envs)
+        .multi_agent(policies={MODULE_ID}, policy_mapping_fn=lambda agent_id, episode, **kw: MODULE_ID)
+        .framework("torch", torch_compile_learner=False)
+        .learners(num_learners=0)
+        .training(**train_cfg)
+        .rl_module(model_config=model)
+        .reporting(min_sample_timesteps_per_iteration=1000, min_time_s_per_iteration=0,
+                   metrics_num_episodes_for_smoothing=20)
+        .debugging(seed=args.seed)
+    )
+    return config.build_algo(), train_cfg
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--task", required=True, help="team task (registry name), e.g. mpe_spread")
+    p.add_argument("--continuous", action="store_true", help="continuous action variant (env_config continuous_actions)")
+    p.add_argument("--budget-min", type=float, default=10.0, help="wall-clock budget for training (minutes)")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many env steps")
+    p.add_argument("--checkpoint-every", type=int, default=20_000,
+                   help="env steps between evaluated checkpoints (the policy is also saved, unevaluated, after every "
+                        "training iteration: the sequence the medium-replay schedule replays)")
+    p.add_argument("--eval-episodes", type=int, default=40)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
+    p.add_argument("--activation", choices=("relu", "tanh"), default="tanh")
+    p.add_argument("--lr", type=float, default=7e-4)
+    p.add_argument("--gamma", type=float, default=0.99)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--minibatch", type=int, default=1024)
+    p.add_argument("--entropy", type=float, default=0.01)
+    p.add_argument("--num-envs", type=int, default=16, help="envs in the (single, local) env runner")
+    p.add_argument("--ppo-batch", type=int, default=4000, help="train batch (env steps per iteration)")
+    p.add_argument("--out", type=Path, default=None, help="default offline_data/policies/<task>_<variant>")
+    p.add_argument("--medium-replay-dir", type=Path, default=None,
+                   help="also write every transition up to the medium checkpoint, as recorded, to this dir")
+    p.add_argument("--reference-episodes", type=int, default=200)
+    args = p.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(1)
+    import ray
+    from ray.tune.registry import register_env
+
+    from rllib_cfcql.data.checkpoint_policy import evaluate_checkpoint
+    from rllib_cfcql.data.policies import BehaviourPolicy
+    from rllib_cfcql.data.writer import rollout
+    from rllib_cfcql.envs import make_team_env
+
+    variant = "continuous" if args.continuous else "discrete"
+    env_config = {"continuous_actions": True} if args.continuous else {}
+    out = args.out or ROOT / "offline_data" / "policies" / f"{args.task}_{variant}"
+    steps_dir = out / "training"
+    steps_dir.mkdir(parents=True, exist_ok=True)
+    for f in list(steps_dir.glob("step-*")):
+        f.unlink()
+    t_start = time.monotonic()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    register_env("team_agents", lambda cfg: TeamAgentsEnv(cfg))
+    algo, train_cfg = build_algo(args, env_config)
+    envs = _sub_envs(algo.env_runner.env)
+    if not envs:
+        raise RuntimeError("found no TeamAgentsEnv in the local env runner")
+    for e in envs:
+        e.record = args.medium_replay_dir is not None
+    spec = envs[0].spec_
+
+    def env_steps() -> int:
+        return int(sum(e.steps for e in envs))
+
+    # the random reference of the selection (uniform policy, as on every dataset card)
+    r_random = float(rollout(make_team_env(args.task, env_config), BehaviourPolicy("random"), args.reference_episodes,
+                             seed=10_000_019).returns().mean())
+    common = {
+        "format": FORMAT, "input": "agent_obs", "agent_id": True, "input_dim": spec.obs_dim + spec.n_agents,
+        "hidden": list(args.hidden), "activation": args.activation,
+        "dist": "gaussian" if spec.continuous else "categorical", "squash": "clip",
+        "output": ("[mean, log_std] of a Gaussian over the agent's action" if spec.continuous
+                   else "logits over the agent's discrete actions"),
+        "n_agents": spec.n_agents, "action_dim": spec.n_actions, "task": args.task, "env_config": env_config,
+        "algorithm": "RLlib PPO (new API stack, torch), one policy shared by all agents: own obs + one-hot(agent) -> action",
+        "train_env": f"scripts/train_shared_behaviour.py:TeamAgentsEnv over {args.task} (team reward to every agent)",
+        "train_config": dict(train_cfg, hidden=list(args.hidden), activation=args.activation, num_envs=len(envs)),
+        "seed": args.seed, "versions": versions(), "input_norm": None,
+    }
+    history: list[dict] = []
+
+    def checkpoint(evaluate_it: bool = True) -> None:
+        steps = env_steps()
+        net = extract_policy(algo, list(args.hidden), args.activation)
+        path = steps_dir / f"step-{steps:08d}.pt"
+        meta = dict(common, env_steps=steps, wall_seconds=round(time.monotonic() - t_start, 1))
+        save_checkpoint(net, path, meta)
+        h = {"file": path.name, "env_steps": steps, "wall_s": meta["wall_seconds"], "eval_return": None,
+             "eval_return_sampled": None, "per_env_steps": [int(e.steps) for e in envs]}
+        history.append(h)
+        if not evaluate_it:
+            return
+        det = evaluate_checkpoint(path, args.task, env_config, args.eval_episodes, 1_000_003, "mean")
+        smp = evaluate_checkpoint(path, args.task, env_config, args.eval_episodes, 1_000_003, "sample")
+        meta.update(eval_return=float(np.mean(det)), eval_return_sampled=float(np.mean(smp)),
+                    eval_return_sampled_std=float(np.std(smp)), eval_episodes=args.eval_episodes,
+                    eval_seeds=f"{1_000_003}..{1_000_003 + args.eval_episodes - 1}")
+        save_checkpoint(net, path, meta)
+        h.update(eval_return=meta["eval_return"], eval_return_sampled=meta["eval_return_sampled"])
+        print(f"[ckpt] {path.name} wall={meta['wall_seconds']:.0f}s deterministic={meta['eval_return']:.2f} "
+              f"sampled={meta['eval_return_sampled']:.2f} (random {r_random:.2f})", flush=True)
+
+    checkpoint()  # step 0: the untrained policy
+    next_ckpt = args.checkpoint_every
+    last_report = -1e9
+    while True:
+        elapsed = time.monotonic() - t_start
+        if elapsed >= args.budget_min * 60.0 or (args.max_steps and env_steps() >= args.max_steps):
+            break
+        res = algo.train()
+        elapsed = time.monotonic() - t_start
+        if elapsed - last_report >= 60.0:
+            er = res.get("env_runners", {})
+            print(f"[train] wall={elapsed:.0f}s steps={env_steps()} steps/s={env_steps() / max(elapsed, 1e-9):.0f} "
+                  f"ep_return(train, per agent)={er.get('episode_return_mean', float('nan')) / spec.n_agents:.2f}",
+                  flush=True)
+            last_report = elapsed
+        if env_steps() >= next_ckpt:
+            checkpoint()
+            next_ckpt = (env_steps() // args.checkpoint_every + 1) * args.checkpoint_every
+        else:
+            checkpoint(evaluate_it=False)  # every iteration: the policy sequence the replay schedule needs
+    if history[-1]["env_steps"] != env_steps():
+        checkpoint()
+    algo.stop()
+
+    # ---- selection by the sampled return
+    evaluated = [h for h in history if h["eval_return_sampled"] is not None]
+    best = max(evaluated, key=lambda h: h["eval_return_sampled"])
+    span = best["eval_return_sampled"] - r_random
+    if span <= 0:
+        raise RuntimeError(f"training never beat the random policy (best sampled {best['eval_return_sampled']:.2f}, "
+                           f"random {r_random:.2f}); no behaviour policies written")
+    for h in evaluated:
+        h["normalised_sampled"] = round(100.0 * (h["eval_return_sampled"] - r_random) / span, 1)
+    medium = min((h for h in evaluated if h["env_steps"] <= best["env_steps"]),
+                 key=lambda h: abs(h["normalised_sampled"] - 50.0))
+    curve = [{k: h[k] for k in ("file", "env_steps", "wall_s", "eval_return", "eval_return_sampled", "normalised_sampled")}
+             for h in evaluated]
+    for role, h in (("expert", best), ("medium", medium)):
+        src = steps_dir / h["file"]
+        meta = json.loads(src.with_suffix(".json").read_text())
+        meta.update(role=role, source_checkpoint=f"training/{h['file']}", random_return=r_random,
+                    selection="best sampled eval return" if role == "expert" else
+                    "sampled eval return closest to normalised 50 (between random and the expert)")
+        dst = out / f"{role}.pt"
+        dst.write_bytes(src.read_bytes())
+        meta["sha256"] = hashlib.sha256(dst.read_bytes()).hexdigest()
+        dst.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+        print(f"[select] {role}.pt <- {h['file']} (sampled {h['eval_return_sampled']:.2f}, "
+              f"normalised {h['normalised_sampled']})", flush=True)
+    replay = [h for h in history if h["env_steps"] <= medium["env_steps"]]
+    (out / "replay.json").write_text(json.dumps({
+        "description": "the PPO policy sequence up to medium.pt: the policy at training/<file> played env steps "
+                       "[env_steps, next env_steps) of training (sampling from its distribution)",
+        "medium_env_steps": medium["env_steps"],
+        # the first is the untrained policy (its file name counts the env runner's first reset steps): it
+        # played from env step 0
+        "checkpoints": [{"file": f"training/{h['file']}", "env_steps": 0 if k == 0 else h["env_steps"]}
+                        for k, h in enumerate(replay)],
+    }, indent=2) + "\n")
+    (out / "training_curve.json").write_text(json.dumps(curve, indent=2) + "\n")
+    for h in history:
+        if h["env_steps"] > medium["env_steps"]:
+            for f in (steps_dir / h["file"], (steps_dir / h["file"]).with_suffix(".json")):
+                f.unlink(missing_ok=True)
+
+    if args.medium_replay_dir is not None:
+        card = write_recorded_replay(envs, medium["per_env_steps"], args.medium_replay_dir, args.task, env_config,
+                                     args.seed, json.loads((out / "medium.json").read_text()), out,
+                                     args.reference_episodes)
+        print(f"[medium-replay] {args.medium_replay_dir}: {card['transitions']} transitions, "
+              f"{card['episodes']} episodes, return mean {card['return']['mean']:.2f}", flush=True)
+    print(f"[done] wall={time.monotonic() - t_start:.0f}s steps={env_steps()}", flush=True)
+    ray.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
