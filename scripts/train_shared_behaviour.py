@@ -223,6 +223,85 @@ def write_recorded_replay(envs: list[TeamAgentsEnv], upto: list[int], out_dir: P
     return card
 
 
+def _evaluated_candidates(out: Path) -> list[dict]:
+    """The evaluated checkpoints of a run (sidecar with an eval return), plus expert.pt (its source step
+    file may have been deleted), one per env step."""
+    cands: dict[int, dict] = {}
+    for j in sorted((out / "training").glob("step-*.json")):
+        meta = json.loads(j.read_text())
+        if meta.get("eval_return") is not None:
+            cands[int(meta["env_steps"])] = {"path": j.with_suffix(".pt"), "meta": meta}
+    if (out / "expert.json").is_file():
+        meta = json.loads((out / "expert.json").read_text())
+        cands.setdefault(int(meta["env_steps"]), {"path": out / "expert.pt", "meta": meta})
+    return [cands[k] for k in sorted(cands)]
+
+
+def select(out: Path, task: str, env_config: dict, r_random: float, episodes: int) -> dict:
+    """Pick expert.pt (best) and medium.pt (closest to normalised 50, at or before the expert) by the
+    *sampled* return over ``episodes`` fixed-seed episodes (the 40-episode evaluations during training
+    are too noisy to place a medium, e.g. on mpe_tag whose return moves in steps of 10), write them with
+    replay.json and training_curve.json, and delete the step checkpoints after medium. Returns the
+    medium entry (``env_steps``, ...)."""
+    from rllib_cfcql.data.checkpoint_policy import evaluate_checkpoint
+
+    seed = 1_000_003
+    cands = _evaluated_candidates(out)
+    for c in cands:
+        smp = evaluate_checkpoint(c["path"], task, env_config, episodes, seed, "sample")
+        c["sampled"], c["sampled_std"], c["returns"] = float(np.mean(smp)), float(np.std(smp)), smp
+        c["env_steps"] = int(c["meta"]["env_steps"])
+        print(f"[select] {c['path'].name} (env step {c['env_steps']}): sampled {c['sampled']:.2f} "
+              f"over {episodes} episodes", flush=True)
+    best = max(cands, key=lambda c: c["sampled"])
+    span = best["sampled"] - r_random
+    if span <= 0:
+        raise RuntimeError(f"training never beat the random policy (best sampled {best['sampled']:.2f}, "
+                           f"random {r_random:.2f}); no behaviour policies written")
+    for c in cands:
+        c["normalised"] = round(100.0 * (c["sampled"] - r_random) / span, 1)
+    medium = min((c for c in cands if c["env_steps"] <= best["env_steps"]), key=lambda c: abs(c["normalised"] - 50.0))
+    for role, c in (("expert", best), ("medium", medium)):
+        det = evaluate_checkpoint(c["path"], task, env_config, episodes, seed, "mean")
+        meta = dict(c["meta"])
+        meta.update(role=role, random_return=r_random, eval_return=float(np.mean(det)),
+                    eval_return_sampled=c["sampled"], eval_return_sampled_std=c["sampled_std"],
+                    eval_episodes=episodes, eval_seeds=f"{seed}..{seed + episodes - 1}",
+                    eval_returns_sampled=c["returns"],
+                    selection="best sampled eval return" if role == "expert" else
+                    "sampled eval return closest to normalised 50 (between random and the expert)")
+        if c["path"].parent.name == "training":
+            meta["source_checkpoint"] = f"training/{c['path'].name}"
+        data = c["path"].read_bytes()
+        dst = out / f"{role}.pt"
+        dst.write_bytes(data)
+        meta["sha256"] = hashlib.sha256(data).hexdigest()
+        dst.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+        print(f"[select] {role}.pt <- {meta.get('source_checkpoint', c['path'].name)} (sampled {c['sampled']:.2f}, "
+              f"normalised {c['normalised']})", flush=True)
+    steps = sorted(((int(json.loads(j.read_text())["env_steps"]), j.with_suffix(".pt"))
+                    for j in (out / "training").glob("step-*.json")), key=lambda t: t[0])
+    replay = [(s, f) for s, f in steps if s <= medium["env_steps"]]
+    (out / "replay.json").write_text(json.dumps({
+        "description": "the PPO policy sequence up to medium.pt: the policy at training/<file> played env steps "
+                       "[env_steps, next env_steps) of training (sampling from its distribution)",
+        "medium_env_steps": medium["env_steps"],
+        # the first is the untrained policy (its file name counts the env runner's first reset steps): it
+        # played from env step 0
+        "checkpoints": [{"file": f"training/{f.name}", "env_steps": 0 if k == 0 else s} for k, (s, f) in enumerate(replay)],
+    }, indent=2) + "\n")
+    curve = [{"env_steps": c["env_steps"], "wall_s": c["meta"].get("wall_seconds"),
+              "eval_return_40_deterministic": c["meta"].get("eval_return"), "eval_return_sampled": c["sampled"],
+              "normalised_sampled": c["normalised"]} for c in cands]
+    (out / "training_curve.json").write_text(json.dumps({"select_episodes": episodes, "random_return": r_random,
+                                                         "checkpoints": curve}, indent=2) + "\n")
+    for s_, f in steps:
+        if s_ > medium["env_steps"]:
+            f.unlink(missing_ok=True)
+            f.with_suffix(".json").unlink(missing_ok=True)
+    return medium
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -275,6 +354,10 @@ def main(argv=None) -> int:
     p.add_argument("--medium-replay-dir", type=Path, default=None,
                    help="also write every transition up to the medium checkpoint, as recorded, to this dir")
     p.add_argument("--reference-episodes", type=int, default=200)
+    p.add_argument("--select-episodes", type=int, default=200,
+                   help="episodes (sampled) on which the evaluated checkpoints are compared to pick expert and medium")
+    p.add_argument("--reselect", action="store_true",
+                   help="no training: redo the selection on the checkpoints already in --out (default dir)")
     args = p.parse_args(argv)
 
     import torch
@@ -291,6 +374,11 @@ def main(argv=None) -> int:
     variant = "continuous" if args.continuous else "discrete"
     env_config = {"continuous_actions": True} if args.continuous else {}
     out = args.out or ROOT / "offline_data" / "policies" / f"{args.task}_{variant}"
+    if args.reselect:
+        r_random = float(rollout(make_team_env(args.task, env_config), BehaviourPolicy("random"),
+                                 args.reference_episodes, seed=10_000_019).returns().mean())
+        select(out, args.task, env_config, r_random, args.select_episodes)
+        return 0
     steps_dir = out / "training"
     steps_dir.mkdir(parents=True, exist_ok=True)
     for f in list(steps_dir.glob("step-*")):
@@ -371,46 +459,8 @@ def main(argv=None) -> int:
         checkpoint()
     algo.stop()
 
-    # ---- selection by the sampled return
-    evaluated = [h for h in history if h["eval_return_sampled"] is not None]
-    best = max(evaluated, key=lambda h: h["eval_return_sampled"])
-    span = best["eval_return_sampled"] - r_random
-    if span <= 0:
-        raise RuntimeError(f"training never beat the random policy (best sampled {best['eval_return_sampled']:.2f}, "
-                           f"random {r_random:.2f}); no behaviour policies written")
-    for h in evaluated:
-        h["normalised_sampled"] = round(100.0 * (h["eval_return_sampled"] - r_random) / span, 1)
-    medium = min((h for h in evaluated if h["env_steps"] <= best["env_steps"]),
-                 key=lambda h: abs(h["normalised_sampled"] - 50.0))
-    curve = [{k: h[k] for k in ("file", "env_steps", "wall_s", "eval_return", "eval_return_sampled", "normalised_sampled")}
-             for h in evaluated]
-    for role, h in (("expert", best), ("medium", medium)):
-        src = steps_dir / h["file"]
-        meta = json.loads(src.with_suffix(".json").read_text())
-        meta.update(role=role, source_checkpoint=f"training/{h['file']}", random_return=r_random,
-                    selection="best sampled eval return" if role == "expert" else
-                    "sampled eval return closest to normalised 50 (between random and the expert)")
-        dst = out / f"{role}.pt"
-        dst.write_bytes(src.read_bytes())
-        meta["sha256"] = hashlib.sha256(dst.read_bytes()).hexdigest()
-        dst.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
-        print(f"[select] {role}.pt <- {h['file']} (sampled {h['eval_return_sampled']:.2f}, "
-              f"normalised {h['normalised_sampled']})", flush=True)
-    replay = [h for h in history if h["env_steps"] <= medium["env_steps"]]
-    (out / "replay.json").write_text(json.dumps({
-        "description": "the PPO policy sequence up to medium.pt: the policy at training/<file> played env steps "
-                       "[env_steps, next env_steps) of training (sampling from its distribution)",
-        "medium_env_steps": medium["env_steps"],
-        # the first is the untrained policy (its file name counts the env runner's first reset steps): it
-        # played from env step 0
-        "checkpoints": [{"file": f"training/{h['file']}", "env_steps": 0 if k == 0 else h["env_steps"]}
-                        for k, h in enumerate(replay)],
-    }, indent=2) + "\n")
-    (out / "training_curve.json").write_text(json.dumps(curve, indent=2) + "\n")
-    for h in history:
-        if h["env_steps"] > medium["env_steps"]:
-            for f in (steps_dir / h["file"], (steps_dir / h["file"]).with_suffix(".json")):
-                f.unlink(missing_ok=True)
+    medium = select(out, args.task, env_config, r_random, args.select_episodes)
+    medium = next(h for h in history if h["env_steps"] == medium["env_steps"])
 
     if args.medium_replay_dir is not None:
         card = write_recorded_replay(envs, medium["per_env_steps"], args.medium_replay_dir, args.task, env_config,

@@ -30,7 +30,9 @@ def test_family_validates_and_qualities_are_ordered(family):
         means[q] = float(ep.returns().mean())
         assert means[q] == pytest.approx(card["return"]["mean"], rel=1e-5, abs=1e-5)
     assert means["random"] < means["medium"] < means["expert"], means
-    assert means["random"] < means["medium-replay"] < means["expert"], means
+    # medium-replay is the run *up to* medium (its early policies score like random, so on a few
+    # episodes it may fall below the uniform policy: mpe_tag scores in steps of 10)
+    assert means["medium-replay"] < means["medium"], means
     assert means["medium"] < means["mixed"] < means["expert"], means
     refs = json.loads((family / "expert" / "card.json").read_text())["reference_returns"]
     assert refs["random"] < refs["expert"]

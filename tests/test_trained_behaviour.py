@@ -27,7 +27,9 @@ from rllib_cfcql.data.writer import rollout
 from rllib_cfcql.envs import make_team_env
 
 CONT = {"continuous_actions": True}
-TRAINED = [(t, v) for t in ("mpe_spread", "mpe_tag", "mpe_world") for v in ("discrete", "continuous")]
+# mpe_world has no trained policies (PPO reached ~2 vs the scripted expert's ~31 in its 14-minute budget:
+# offline_data/README.md), so its qualities stay scripted
+TRAINED = [(t, v) for t in ("mpe_spread", "mpe_tag") for v in ("discrete", "continuous")]
 
 
 def agent_checkpoint(path, *, n_agents=3, obs_dim=18, action_dim=5, dist="categorical", bias=None, hidden=(4,)):
@@ -152,6 +154,7 @@ def test_non_default_task_parameters_fall_back_to_scripted_behaviour():
     assert quality_policy("mpe_spread", "expert", {"n_agents": 4}) == "expert"
     assert reference_expert("mpe_spread", {"n_agents": 4}) == "expert"
     assert trained_policy_dir("equal_line", {}) is None
+    assert trained_policy_dir("mpe_world", CONT) is None and quality_policy("mpe_world", "expert", CONT) == "expert"
 
 
 @pytest.mark.parametrize("task,variant", TRAINED)
@@ -169,9 +172,13 @@ def test_committed_ppo_policies(task, variant):
         assert meta["algorithm"].startswith("RLlib PPO") and meta["dist"] == ("gaussian" if variant == "continuous"
                                                                                  else "categorical")
     assert medium["env_steps"] <= expert["env_steps"]
-    # the file reproduces the return the training run recorded for it (same seeds, sampled)
-    got = evaluate_checkpoint(d / "medium.pt", task, cfg, medium["eval_episodes"], 1_000_003, "sample")
-    assert np.mean(got) == pytest.approx(medium["eval_return_sampled"], abs=1e-6)
+    # each file reproduces the returns its selection recorded (same seeds, sampled; the first 5 of the
+    # recorded episodes: the sampling stream of episode k does not depend on how many follow)
+    for role, meta in (("medium", medium), ("expert", expert)):
+        recorded = meta["eval_returns_sampled"]
+        assert len(recorded) == meta["eval_episodes"] and np.mean(recorded) == meta["eval_return_sampled"]
+        got = evaluate_checkpoint(d / f"{role}.pt", task, cfg, 5, 1_000_003, "sample")
+        assert got == recorded[:5], role
     r_random = expert["random_return"]
     assert r_random < medium["eval_return_sampled"] < expert["eval_return_sampled"]
     norm = 100 * (medium["eval_return_sampled"] - r_random) / (expert["eval_return_sampled"] - r_random)
