@@ -102,8 +102,9 @@ def main() -> None:
         lines += compare_table(f"compare_mpe_spread_continuous_{q}.json",
                                f"MPE cooperative navigation, continuous actions, {q} (`benchmarks/run_continuous_compare.sh`)")
     for t in ("mpe_spread", "mpe_tag", "mpe_world"):
-        lines += compare_table(f"protocol_{t}_continuous_medium-replay.json",
-                               f"Protocol check: {t} continuous, bundled medium-replay (`benchmarks/run_protocol_check.sh`)")
+        for v in ("continuous", "discrete"):
+            lines += compare_table(f"protocol_{t}_{v}_medium-replay.json",
+                                   f"Protocol check: {t} {v}, bundled medium-replay (`benchmarks/run_protocol_check.sh`)")
     lines += compare_table("protocol_mamujoco_halfcheetah_2x3_medium-replay.json",
                            "Protocol check: HalfCheetah 2x3, bundled medium-replay (`benchmarks/run_protocol_check.sh`)")
     lines += compare_table("compare_mamujoco_halfcheetah_2x3_medium.json",

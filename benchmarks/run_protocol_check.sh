@@ -1,15 +1,32 @@
 #!/usr/bin/env bash
 # Issue-3 protocol check: CFCQL vs MACQL vs BC on each task's *bundled* medium-replay data
-# (continuous variants), 3 seeds, a short fixed budget: shows collect -> card -> train -> normalised score end to end.
+# (both action variants of the MPE tasks, and HalfCheetah 2x3), 3 seeds, a short fixed budget:
+# shows collect -> card -> train -> normalised score (from the card's references) end to end.
+#   bash benchmarks/run_protocol_check.sh            # every task
+#   TASKS="mpe_tag" bash benchmarks/run_protocol_check.sh
 set -euo pipefail
-STEPS=${STEPS:-300}
-for task in mpe_spread mpe_tag mpe_world; do
-  python benchmarks/compare.py --dataset offline_data/${task}_continuous/medium-replay --methods cfcql,macql,bc \
-    --seeds 0,1,2 --steps $STEPS --eval-every $STEPS --eval-episodes 16 --batch 256 --lr 0.001 --gamma 0.95 \
-    --grad-clip 0.5 --hidden 64 --alpha 1.0 --out benchmarks/results/protocol_${task}_continuous_medium-replay.json
+STEPS=${STEPS:-300}            # discrete and HalfCheetah
+CONT_STEPS=${CONT_STEPS:-1000}  # continuous MPE: its actors need more steps (actor updates every 5th step)
+TASKS=${TASKS:-"mpe_spread mpe_tag mpe_world mamujoco_halfcheetah_2x3"}
+VARIANTS=${VARIANTS:-"continuous discrete"}
+for task in $TASKS; do
+  if [ "$task" = mamujoco_halfcheetah_2x3 ]; then
+    python benchmarks/compare.py --dataset offline_data/mamujoco_halfcheetah_2x3/medium-replay --methods cfcql,macql,bc \
+      --seeds 0,1,2 --steps $STEPS --eval-every $STEPS --eval-episodes 1 --batch 256 --lr 3e-4 --gamma 0.99 \
+      --grad-clip 0.5 --hidden 256 --alpha 0.4 --polyak-tau 0.005 --policy-samples \
+      --out benchmarks/results/protocol_mamujoco_halfcheetah_2x3_medium-replay.json
+    continue
+  fi
+  # continuous: centralised counterfactual critic (MATD3-style actors)
+  if [[ " $VARIANTS " == *" continuous "* ]]; then
+    python benchmarks/compare.py --dataset offline_data/${task}_continuous/medium-replay --methods cfcql,macql,bc \
+      --seeds 0,1,2 --steps $CONT_STEPS --eval-every $CONT_STEPS --eval-episodes 16 --batch 256 --lr 0.01 --gamma 0.95 \
+      --grad-clip 0.5 --hidden 64 --alpha 1.0 --out benchmarks/results/protocol_${task}_continuous_medium-replay.json
+  fi
+  # discrete: mixer variant (QMIX mixer, MLP agents on transitions)
+  if [[ " $VARIANTS " == *" discrete "* ]]; then
+    python benchmarks/compare.py --dataset offline_data/${task}_discrete/medium-replay --methods cfcql,macql,bc \
+      --seeds 0,1,2 --steps $STEPS --eval-every $STEPS --eval-episodes 16 --batch 256 --lr 0.0005 --gamma 0.95 \
+      --grad-clip 10 --hidden 64 --alpha 1.0 --out benchmarks/results/protocol_${task}_discrete_medium-replay.json
+  fi
 done
-
-python benchmarks/compare.py --dataset offline_data/mamujoco_halfcheetah_2x3/medium-replay --methods cfcql,macql,bc \
-  --seeds 0,1,2 --steps $STEPS --eval-every $STEPS --eval-episodes 1 --batch 256 --lr 3e-4 --gamma 0.99 \
-  --grad-clip 0.5 --hidden 256 --alpha 0.4 --polyak-tau 0.005 --policy-samples \
-  --out benchmarks/results/protocol_mamujoco_halfcheetah_2x3_medium-replay.json

@@ -219,6 +219,7 @@ def write_recorded_replay(envs: list[TeamAgentsEnv], upto: list[int], out_dir: P
                      collection_seconds=0.0)
     card["medium_checkpoint"] = {"file": "medium.pt", "env_steps": medium_meta["env_steps"],
                                  "eval_return_sampled": medium_meta["eval_return_sampled"]}
+    card["recording"] = {"num_envs": len(envs)}
     (out_dir / CARD_NAME).write_text(json.dumps(card, indent=2) + "\n")
     return card
 
@@ -302,6 +303,51 @@ def select(out: Path, task: str, env_config: dict, r_random: float, episodes: in
     return medium
 
 
+def cut_recorded_replay(out_dir: Path, medium_steps: int, medium_meta: dict) -> dict:
+    """Cut a recorded replay (written by this script) at an earlier medium checkpoint: the training
+    envs stepped in lockstep, so each env's first ``medium_steps / n_envs`` transitions are the ones
+    seen up to env step ``medium_steps``; an episode crossing the cut ends there as truncated."""
+    import dataclasses
+
+    from rllib_cfcql.data.commands import validate_dataset
+    from rllib_cfcql.data.writer import CARD_NAME, make_card, write_dataset
+    from rllib_cfcql.envs.base import TeamSpec
+
+    card, ep = validate_dataset(out_dir)
+    n_envs = int(card.get("recording", {}).get("num_envs", 0)) or int(ep.episode_ids.max() // 1_000_000) + 1
+    if medium_steps % n_envs:
+        raise ValueError(f"{out_dir}: medium env step {medium_steps} is not a multiple of the {n_envs} lockstep envs")
+    per_env = medium_steps // n_envs
+    filled, term = ep.filled.copy(), ep.terminated.copy()
+    keep = np.zeros(ep.num_episodes, bool)
+    env_of = ep.episode_ids // 1_000_000
+    for i in np.unique(env_of):
+        idx = np.flatnonzero(env_of == i)
+        idx = idx[np.argsort(ep.episode_ids[idx])]
+        left = per_env
+        for e in idx:
+            if left <= 0:
+                break
+            n = int(filled[e].sum())
+            if n > left:  # crosses the cut: ends there (truncated, bootstrapped)
+                filled[e, left:] = 0
+                term[e, left - 1:] = 0
+            keep[e] = True
+            left -= min(n, left)
+    cut = dataclasses.replace(ep, filled=filled, terminated=term).select(np.flatnonzero(keep))
+    files = write_dataset(out_dir, cut, force=True)
+    spec = TeamSpec(**{k: v for k, v in card["spec"].items() if k in {f.name for f in dataclasses.fields(TeamSpec)}})
+    new = make_card(task=card["task"], env_config=card["env_config"], episodes=cut, spec=spec,
+                    policy=f"online-training replay as recorded (PPO env steps 0..{medium_steps}, up to medium.pt)",
+                    seed=card["seed"], fmt="parquet", files=files, references=card["reference_returns"],
+                    quality="medium-replay", collection_seconds=0.0)
+    new["medium_checkpoint"] = {"file": "medium.pt", "env_steps": medium_steps,
+                                "eval_return_sampled": medium_meta["eval_return_sampled"]}
+    new["recording"] = {"num_envs": n_envs, "cut_from_env_steps": card.get("medium_checkpoint", {}).get("env_steps")}
+    (out_dir / CARD_NAME).write_text(json.dumps(new, indent=2) + "\n")
+    return new
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -357,7 +403,8 @@ def main(argv=None) -> int:
     p.add_argument("--select-episodes", type=int, default=200,
                    help="episodes (sampled) on which the evaluated checkpoints are compared to pick expert and medium")
     p.add_argument("--reselect", action="store_true",
-                   help="no training: redo the selection on the checkpoints already in --out (default dir)")
+                   help="no training: redo the selection on the checkpoints already in --out (default dir); with "
+                        "--medium-replay-dir, cut that recorded replay at the new medium step")
     args = p.parse_args(argv)
 
     import torch
@@ -377,7 +424,12 @@ def main(argv=None) -> int:
     if args.reselect:
         r_random = float(rollout(make_team_env(args.task, env_config), BehaviourPolicy("random"),
                                  args.reference_episodes, seed=10_000_019).returns().mean())
-        select(out, args.task, env_config, r_random, args.select_episodes)
+        medium = select(out, args.task, env_config, r_random, args.select_episodes)
+        rec = args.medium_replay_dir
+        if rec is not None and json.loads((rec / "card.json").read_text())["medium_checkpoint"]["env_steps"] != medium["env_steps"]:
+            card = cut_recorded_replay(rec, medium["env_steps"], json.loads((out / "medium.json").read_text()))
+            print(f"[medium-replay] {rec}: cut at env step {medium['env_steps']}: {card['transitions']} transitions, "
+                  f"{card['episodes']} episodes", flush=True)
         return 0
     steps_dir = out / "training"
     steps_dir.mkdir(parents=True, exist_ok=True)
