@@ -135,6 +135,16 @@ class TeamAgentsEnv(MultiAgentEnv):
 
 # ----------------------------------------------------------------------------- helpers
 
+LOG_FILE: Path | None = None
+
+
+def log(msg: str, flush: bool = True) -> None:
+    """Print a progress line and append it to ``<out>/training_log.txt`` (committed with the policies)."""
+    print(msg, flush=flush)
+    if LOG_FILE is not None:
+        with open(LOG_FILE, "a") as f:
+            f.write(msg + "\n")
+
 
 def _sub_envs(root) -> list[TeamAgentsEnv]:
     """The TeamAgentsEnv instances inside the local env runner's (vectorised, wrapped) env."""
@@ -252,7 +262,7 @@ def select(out: Path, task: str, env_config: dict, r_random: float, episodes: in
         smp = evaluate_checkpoint(c["path"], task, env_config, episodes, seed, "sample")
         c["sampled"], c["sampled_std"], c["returns"] = float(np.mean(smp)), float(np.std(smp)), smp
         c["env_steps"] = int(c["meta"]["env_steps"])
-        print(f"[select] {c['path'].name} (env step {c['env_steps']}): sampled {c['sampled']:.2f} "
+        log(f"[select] {c['path'].name} (env step {c['env_steps']}): sampled {c['sampled']:.2f} "
               f"over {episodes} episodes", flush=True)
     best = max(cands, key=lambda c: c["sampled"])
     span = best["sampled"] - r_random
@@ -278,7 +288,7 @@ def select(out: Path, task: str, env_config: dict, r_random: float, episodes: in
         dst.write_bytes(data)
         meta["sha256"] = hashlib.sha256(data).hexdigest()
         dst.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
-        print(f"[select] {role}.pt <- {meta.get('source_checkpoint', c['path'].name)} (sampled {c['sampled']:.2f}, "
+        log(f"[select] {role}.pt <- {meta.get('source_checkpoint', c['path'].name)} (sampled {c['sampled']:.2f}, "
               f"normalised {c['normalised']})", flush=True)
     steps = sorted(((int(json.loads(j.read_text())["env_steps"]), j.with_suffix(".pt"))
                     for j in (out / "training").glob("step-*.json")), key=lambda t: t[0])
@@ -421,6 +431,12 @@ def main(argv=None) -> int:
     variant = "continuous" if args.continuous else "discrete"
     env_config = {"continuous_actions": True} if args.continuous else {}
     out = args.out or ROOT / "offline_data" / "policies" / f"{args.task}_{variant}"
+    global LOG_FILE
+    out.mkdir(parents=True, exist_ok=True)
+    LOG_FILE = out / "training_log.txt"
+    if not args.reselect:
+        LOG_FILE.write_text("")
+    log(f"[run] python scripts/train_shared_behaviour.py {' '.join(sys.argv[1:] if argv is None else argv)}")
     if args.reselect:
         r_random = float(rollout(make_team_env(args.task, env_config), BehaviourPolicy("random"),
                                  args.reference_episodes, seed=10_000_019).returns().mean())
@@ -428,7 +444,7 @@ def main(argv=None) -> int:
         rec = args.medium_replay_dir
         if rec is not None and json.loads((rec / "card.json").read_text())["medium_checkpoint"]["env_steps"] != medium["env_steps"]:
             card = cut_recorded_replay(rec, medium["env_steps"], json.loads((out / "medium.json").read_text()))
-            print(f"[medium-replay] {rec}: cut at env step {medium['env_steps']}: {card['transitions']} transitions, "
+            log(f"[medium-replay] {rec}: cut at env step {medium['env_steps']}: {card['transitions']} transitions, "
                   f"{card['episodes']} episodes", flush=True)
         return 0
     steps_dir = out / "training"
@@ -484,7 +500,7 @@ def main(argv=None) -> int:
                     eval_seeds=f"{1_000_003}..{1_000_003 + args.eval_episodes - 1}")
         save_checkpoint(net, path, meta)
         h.update(eval_return=meta["eval_return"], eval_return_sampled=meta["eval_return_sampled"])
-        print(f"[ckpt] {path.name} wall={meta['wall_seconds']:.0f}s deterministic={meta['eval_return']:.2f} "
+        log(f"[ckpt] {path.name} wall={meta['wall_seconds']:.0f}s deterministic={meta['eval_return']:.2f} "
               f"sampled={meta['eval_return_sampled']:.2f} (random {r_random:.2f})", flush=True)
 
     checkpoint()  # step 0: the untrained policy
@@ -498,7 +514,7 @@ def main(argv=None) -> int:
         elapsed = time.monotonic() - t_start
         if elapsed - last_report >= 60.0:
             er = res.get("env_runners", {})
-            print(f"[train] wall={elapsed:.0f}s steps={env_steps()} steps/s={env_steps() / max(elapsed, 1e-9):.0f} "
+            log(f"[train] wall={elapsed:.0f}s steps={env_steps()} steps/s={env_steps() / max(elapsed, 1e-9):.0f} "
                   f"ep_return(train, per agent)={er.get('episode_return_mean', float('nan')) / spec.n_agents:.2f}",
                   flush=True)
             last_report = elapsed
@@ -518,9 +534,9 @@ def main(argv=None) -> int:
         card = write_recorded_replay(envs, medium["per_env_steps"], args.medium_replay_dir, args.task, env_config,
                                      args.seed, json.loads((out / "medium.json").read_text()), out,
                                      args.reference_episodes)
-        print(f"[medium-replay] {args.medium_replay_dir}: {card['transitions']} transitions, "
+        log(f"[medium-replay] {args.medium_replay_dir}: {card['transitions']} transitions, "
               f"{card['episodes']} episodes, return mean {card['return']['mean']:.2f}", flush=True)
-    print(f"[done] wall={time.monotonic() - t_start:.0f}s steps={env_steps()}", flush=True)
+    log(f"[done] wall={time.monotonic() - t_start:.0f}s steps={env_steps()}", flush=True)
     ray.shutdown()
     return 0
 

@@ -27,9 +27,7 @@ from rllib_cfcql.data.writer import rollout
 from rllib_cfcql.envs import make_team_env
 
 CONT = {"continuous_actions": True}
-# mpe_world has no trained policies (PPO reached ~2 vs the scripted expert's ~31 in its 14-minute budget:
-# offline_data/README.md), so its qualities stay scripted
-TRAINED = [(t, v) for t in ("mpe_spread", "mpe_tag") for v in ("discrete", "continuous")]
+TRAINED = [(t, v) for t in ("mpe_spread", "mpe_tag", "mpe_world") for v in ("discrete", "continuous")]
 
 
 def agent_checkpoint(path, *, n_agents=3, obs_dim=18, action_dim=5, dist="categorical", bias=None, hidden=(4,)):
@@ -154,7 +152,8 @@ def test_non_default_task_parameters_fall_back_to_scripted_behaviour():
     assert quality_policy("mpe_spread", "expert", {"n_agents": 4}) == "expert"
     assert reference_expert("mpe_spread", {"n_agents": 4}) == "expert"
     assert trained_policy_dir("equal_line", {}) is None
-    assert trained_policy_dir("mpe_world", CONT) is None and quality_policy("mpe_world", "expert", CONT) == "expert"
+    assert trained_policy_dir("mpe_world", {"n_food": 3}) is None  # a wider observation than trained on
+    assert quality_policy("mpe_world", "expert", {"n_food": 3}) == "expert"
 
 
 @pytest.mark.parametrize("task,variant", TRAINED)
