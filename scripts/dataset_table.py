@@ -65,7 +65,9 @@ def main() -> None:
         for root in a.roots:
             policy_table(Path(root))
         return
-    cards = sorted(p for root in a.roots for p in Path(root).rglob("card.json"))
+    # a root's full/ sub-folder (offline_data/full: not in git) is listed only when named as a root itself
+    cards = sorted(p for root in a.roots for p in Path(root).rglob("card.json")
+                   if Path(root).name == "full" or "full" not in p.relative_to(root).parts[:1])
     head = "| dataset | task | quality | behaviour | transitions | episodes | return mean ± std | normalised | R_random / R_expert | collect s | Parquet MB |"
     sep = "|---|---|---|---|---|---|---|---|---|---|---|"
     if a.json_sizes:
