@@ -157,7 +157,9 @@ def _mean_std_filter(algo):
     if not found:
         return None
     filters = found[0]._filters
-    if not filters or len(filters) != 1:
+    if not filters:  # before the first observation (the untrained policy of --medium-only): no statistics yet
+        return None
+    if len(filters) != 1:
         raise RuntimeError(f"expected one single-agent MeanStdFilter, found {filters}")
     return next(iter(filters.values()))
 
@@ -327,6 +329,51 @@ def build_algo(args):
     return config.build_algo(), train_cfg
 
 
+def finish_medium_only(args, history: list[dict], steps_dir: Path, train_envs, t_start: float) -> int:
+    """--medium-only: medium.pt = the evaluated checkpoint closest to the target, replay.json = every
+    saved policy up to it (the first played from env step 0), later step files deleted."""
+    medium = min(history, key=lambda h: abs(h["eval_return"] - args.medium_target))
+    curve = [{k: h[k] for k in ("env_steps", "wall_s", "eval_return", "eval_std")} for h in history]
+    src = steps_dir / medium["file"]
+    meta = json.loads(src.with_suffix(".json").read_text())
+    meta.update(role="medium", source_checkpoint=f"training/{medium['file']}", training_curve=curve,
+                selection=f"eval return closest to the target {args.medium_target:.1f} (half the expert's)",
+                medium_replay="medium-replay = the policies of training/ listed in replay.json, each playing the env "
+                              "steps from its own to the next one's (scripts/train_behaviour.py --medium-only)")
+    dst = args.out / "medium.pt"
+    dst.write_bytes(src.read_bytes())
+    meta["sha256"] = hashlib.sha256(dst.read_bytes()).hexdigest()
+    dst.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    steps = sorted((int(json.loads(j.read_text())["env_steps"]), j.with_suffix(".pt")) for j in steps_dir.glob("step-*.json"))
+    keep = [(k, f) for k, f in steps if k <= medium["env_steps"]]
+    (args.out / "replay.json").write_text(json.dumps({
+        "description": "the PPO policy sequence up to medium.pt: the policy at training/<file> played env steps "
+                       "[env_steps, next env_steps) of training (sampling from its distribution)",
+        "medium_env_steps": medium["env_steps"],
+        "checkpoints": [{"file": f"training/{f.name}", "env_steps": 0 if i == 0 else k} for i, (k, f) in enumerate(keep)],
+    }, indent=2) + "\n")
+    for k, f in steps:
+        if k > medium["env_steps"]:
+            f.unlink(missing_ok=True)
+            f.with_suffix(".json").unlink(missing_ok=True)
+    print(f"[select] medium.pt <- {medium['file']} (eval {medium['eval_return']:.1f}, target {args.medium_target:.1f}); "
+          f"replay.json: {len(keep)} policies", flush=True)
+    if args.medium_replay_dir is not None:
+        parts = []
+        for i, e in enumerate(train_envs):
+            rec = e.recorded()[: medium["per_env_steps"][i]].copy()
+            rec[:, 0] += i * 1_000_000
+            parts.append(rec)
+        card = write_medium_replay(np.concatenate(parts), args.medium_replay_dir, train_envs[0].team.team_spec,
+                                   args.seed, medium, args.reference_episodes, args.out)
+        print(f"[medium-replay] {args.medium_replay_dir}: {card['transitions']} transitions", flush=True)
+    print(f"[done] wall={time.monotonic() - t_start:.0f}s", flush=True)
+    import ray
+
+    ray.shutdown()
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--algo", choices=("ppo", "sac"), default="ppo",
@@ -346,7 +393,16 @@ def main(argv=None) -> int:
                    help="record every transition up to the medium checkpoint into this team dataset dir")
     p.add_argument("--reference-episodes", type=int, default=10, help="episodes for the medium-replay card's references")
     p.add_argument("--keep-steps", action="store_true", help="keep the step-<k> checkpoints")
+    p.add_argument("--medium-only", action="store_true",
+                   help="train only up to medium (the expert.pt in --out is kept): save the policy after every PPO "
+                        "iteration to <out>/training/, stop once an evaluation passes 1.2 x the target, and write "
+                        "medium.pt plus replay.json (the policy sequence up to medium, which the medium-replay "
+                        "quality replays)")
+    p.add_argument("--medium-target", type=float, default=None,
+                   help="with --medium-only: the eval return medium aims at (default: half of <out>/expert.json's)")
     args = p.parse_args(argv)
+    if args.medium_only and args.medium_target is None:
+        args.medium_target = 0.5 * float(json.loads((args.out / "expert.json").read_text())["eval_return"])
 
     import torch
 
@@ -389,10 +445,23 @@ def main(argv=None) -> int:
     }
     history: list[dict] = []
 
+    steps_dir = args.out / "training" if args.medium_only else args.out
+    if args.medium_only:
+        steps_dir.mkdir(parents=True, exist_ok=True)
+        for f in steps_dir.glob("step-*"):
+            f.unlink()
+
+    def save_unevaluated() -> None:  # --medium-only: the policy after every iteration (the replay sequence)
+        steps = env_steps()
+        net, input_norm = extract_policy(algo, args.algo, list(args.hidden), args.activation)
+        save_checkpoint(net, steps_dir / f"step-{steps:08d}.pt",
+                        dict(common, input_norm=input_norm, env_steps=steps, eval_return=None,
+                             wall_seconds=round(time.monotonic() - t_start, 1)))
+
     def checkpoint() -> None:
         steps = env_steps()
         net, input_norm = extract_policy(algo, args.algo, list(args.hidden), args.activation)
-        path = args.out / f"step-{steps}.pt"
+        path = steps_dir / (f"step-{steps:08d}.pt" if args.medium_only else f"step-{steps}.pt")
         meta = dict(common, input_norm=input_norm, env_steps=steps,
                     wall_seconds=round(time.monotonic() - t_start, 1))
         save_checkpoint(net, path, dict(meta, eval_return=None))
@@ -408,6 +477,8 @@ def main(argv=None) -> int:
         print(f"[ckpt] {path.name} steps={steps} wall={meta['wall_seconds']:.0f}s eval={meta['eval_return']:.1f}"
               f" ± {meta['eval_return_std']:.1f} (eval {time.monotonic() - t0:.0f}s)", flush=True)
 
+    if args.medium_only:
+        save_unevaluated()  # the untrained policy: it played the first iteration
     next_eval = args.eval_every_min * 60.0
     last_report = -1e9
     it = 0
@@ -427,8 +498,15 @@ def main(argv=None) -> int:
         if elapsed >= next_eval:
             checkpoint()
             next_eval = (time.monotonic() - t_start) + args.eval_every_min * 60.0
-    checkpoint()
+            if args.medium_only and history[-1]["eval_return"] >= 1.2 * args.medium_target:
+                break
+        elif args.medium_only:
+            save_unevaluated()
+    if not args.medium_only or history[-1]["env_steps"] != env_steps():
+        checkpoint()
     algo.stop()
+    if args.medium_only:
+        return finish_medium_only(args, history, steps_dir, train_envs, t_start)
 
     # ---- choose expert / medium
     best = max(history, key=lambda h: h["eval_return"])

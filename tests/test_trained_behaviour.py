@@ -219,3 +219,21 @@ def test_collect_trained_medium_replay_is_seeded_and_recorded_in_the_card(tmp_pa
     assert scripted["behaviour_policy"].startswith("medium-replay (random -> medium)")
     assert scripted["reference_returns"]["expert"] != card["reference_returns"]["expert"]
     capsys.readouterr()
+
+
+def test_halfcheetah_medium_replay_replays_its_ppo_run():
+    """HalfCheetah's medium.pt comes from a run whose every PPO iteration was saved: medium-replay
+    replays that sequence (the centralised Gaussian sampled), ending at medium.pt itself."""
+    import hashlib
+
+    d = POLICY_ROOT / "mamujoco_halfcheetah_2x3"
+    rep = quality_policy("mamujoco_halfcheetah_2x3", "medium-replay")
+    assert isinstance(rep, CheckpointReplay)
+    medium = json.loads((d / "medium.json").read_text())
+    assert rep.total == medium["env_steps"] and rep.steps[0] == 0 and len(rep.steps) >= 10
+    last = d / rep.specs[-1].removeprefix("checkpoint:offline_data/policies/mamujoco_halfcheetah_2x3/") \
+        .removesuffix("@sample")
+    assert hashlib.sha256(last.read_bytes()).hexdigest() == medium["sha256"]  # the sequence ends at medium.pt
+    env = make_team_env("mamujoco_halfcheetah_2x3", {"episode_limit": 20})
+    ep = rollout(env, rep, 2, seed=0)
+    assert ep.num_transitions == 40

@@ -24,8 +24,9 @@ Tasks (``rllib_cfcql.envs.TASKS``):
   Its ``expert_action``/``medium_action`` are policies trained online with
   RLlib's PPO (``scripts/train_behaviour.py``), committed as small checkpoints
   in ``offline_data/policies/mamujoco_halfcheetah_2x3/{expert,medium}.pt``
-  (deterministic eval returns over 1000 steps: expert ≈ 1585, medium ≈ 766;
-  uniform random ≈ −300).
+  (deterministic eval returns over 1000 steps: expert ≈ 1585, medium ≈ 751,
+  the latter from a second run whose every PPO iteration is kept for the
+  medium-replay quality; uniform random ≈ −300).
 * ``mamujoco``: any scenario / agent_conf by name (no scripted policies).
 """
 
