@@ -280,6 +280,47 @@ def write_medium_replay(rec: np.ndarray, out_dir: Path, spec, seed: int, medium_
     return card
 
 
+def write_replay_manifest(out: Path, sequence: list[tuple[int, Path]], medium_steps: int) -> list[tuple[int, Path]]:
+    """Write ``<out>/replay.json``: the saved policies (``(env_steps, file)``, sorted) up to the medium
+    checkpoint, the first (the untrained policy) playing from env step 0; returns those kept."""
+    keep = [(k, f) for k, f in sorted(sequence, key=lambda t: t[0]) if k <= medium_steps]
+    (out / "replay.json").write_text(json.dumps({
+        "description": "the PPO policy sequence up to medium.pt: the policy at training/<file> played env steps "
+                       "[env_steps, next env_steps) of training (sampling from its distribution)",
+        "medium_env_steps": medium_steps,
+        "checkpoints": [{"file": f"training/{f.name}", "env_steps": 0 if i == 0 else k} for i, (k, f) in enumerate(keep)],
+    }, indent=2) + "\n")
+    return keep
+
+
+def saved_sequence(steps_dir: Path) -> list[tuple[int, Path]]:
+    """``(env_steps, .pt file)`` of every policy saved in ``steps_dir``, sorted by env steps."""
+    return sorted((int(json.loads(j.read_text())["env_steps"]), j.with_suffix(".pt")) for j in steps_dir.glob("step-*.json"))
+
+
+def ppo_config_tail(config, train_cfg: dict, model, seed: int, smoothing: int):
+    """The settings every behaviour-training run shares: torch, one local learner, the model, reporting, seed."""
+    return (
+        config.framework("torch", torch_compile_learner=False)
+        .learners(num_learners=0)
+        .training(**train_cfg)
+        .rl_module(model_config=model)
+        .reporting(min_sample_timesteps_per_iteration=1000, min_time_s_per_iteration=0,
+                   metrics_num_episodes_for_smoothing=smoothing)
+        .debugging(seed=seed)
+    )
+
+
+def recorded_upto(train_envs, per_env_steps: list[int]) -> np.ndarray:
+    """Each recording env's transitions up to its step count at medium, episode ids made unique across envs."""
+    parts = []
+    for i, e in enumerate(train_envs):
+        rec = e.recorded()[: per_env_steps[i]].copy()
+        rec[:, 0] += i * 1_000_000
+        parts.append(rec)
+    return np.concatenate(parts)
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -317,15 +358,7 @@ def build_algo(args):
             .env_runners(num_env_runners=0, num_envs_per_env_runner=args.num_envs,
                          env_to_module_connector=lambda env, spaces=None, device=None: MeanStdFilter())
         )
-    config = (
-        config.framework("torch", torch_compile_learner=False)
-        .learners(num_learners=0)
-        .training(**train_cfg)
-        .rl_module(model_config=model)
-        .reporting(min_sample_timesteps_per_iteration=1000, min_time_s_per_iteration=0,
-                   metrics_num_episodes_for_smoothing=5)
-        .debugging(seed=args.seed)
-    )
+    config = ppo_config_tail(config, train_cfg, model, args.seed, smoothing=5)
     return config.build_algo(), train_cfg
 
 
@@ -344,14 +377,8 @@ def finish_medium_only(args, history: list[dict], steps_dir: Path, train_envs, t
     dst.write_bytes(src.read_bytes())
     meta["sha256"] = hashlib.sha256(dst.read_bytes()).hexdigest()
     dst.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
-    steps = sorted((int(json.loads(j.read_text())["env_steps"]), j.with_suffix(".pt")) for j in steps_dir.glob("step-*.json"))
-    keep = [(k, f) for k, f in steps if k <= medium["env_steps"]]
-    (args.out / "replay.json").write_text(json.dumps({
-        "description": "the PPO policy sequence up to medium.pt: the policy at training/<file> played env steps "
-                       "[env_steps, next env_steps) of training (sampling from its distribution)",
-        "medium_env_steps": medium["env_steps"],
-        "checkpoints": [{"file": f"training/{f.name}", "env_steps": 0 if i == 0 else k} for i, (k, f) in enumerate(keep)],
-    }, indent=2) + "\n")
+    steps = saved_sequence(steps_dir)
+    keep = write_replay_manifest(args.out, steps, medium["env_steps"])
     for k, f in steps:
         if k > medium["env_steps"]:
             f.unlink(missing_ok=True)
@@ -359,12 +386,7 @@ def finish_medium_only(args, history: list[dict], steps_dir: Path, train_envs, t
     print(f"[select] medium.pt <- {medium['file']} (eval {medium['eval_return']:.1f}, target {args.medium_target:.1f}); "
           f"replay.json: {len(keep)} policies", flush=True)
     if args.medium_replay_dir is not None:
-        parts = []
-        for i, e in enumerate(train_envs):
-            rec = e.recorded()[: medium["per_env_steps"][i]].copy()
-            rec[:, 0] += i * 1_000_000
-            parts.append(rec)
-        card = write_medium_replay(np.concatenate(parts), args.medium_replay_dir, train_envs[0].team.team_spec,
+        card = write_medium_replay(recorded_upto(train_envs, medium["per_env_steps"]), args.medium_replay_dir, train_envs[0].team.team_spec,
                                    args.seed, medium, args.reference_episodes, args.out)
         print(f"[medium-replay] {args.medium_replay_dir}: {card['transitions']} transitions", flush=True)
     print(f"[done] wall={time.monotonic() - t_start:.0f}s", flush=True)
@@ -536,12 +558,7 @@ def main(argv=None) -> int:
     (args.out / "training_curve.json").write_text(json.dumps(curve, indent=2) + "\n")
 
     if args.medium_replay_dir is not None:
-        parts = []
-        for i, e in enumerate(train_envs):  # each env's transitions up to the medium checkpoint
-            rec = e.recorded()[: medium["per_env_steps"][i]].copy()
-            rec[:, 0] += i * 1_000_000  # episode ids unique across the vectorised envs
-            parts.append(rec)
-        rec = np.concatenate(parts)
+        rec = recorded_upto(train_envs, medium["per_env_steps"])
         card = write_medium_replay(rec, args.medium_replay_dir, train_envs[0].team.team_spec, args.seed,
                                    medium, args.reference_episodes, args.out)
         print(f"[medium-replay] {args.medium_replay_dir}: {card['transitions']} transitions, "

@@ -67,7 +67,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from train_behaviour import save_checkpoint, versions  # noqa: E402
+from train_behaviour import (  # noqa: E402
+    ppo_config_tail,
+    save_checkpoint,
+    saved_sequence,
+    versions,
+    write_replay_manifest,
+)
 
 from ray.rllib.env.multi_agent_env import MultiAgentEnv  # noqa: E402
 
@@ -290,17 +296,8 @@ def select(out: Path, task: str, env_config: dict, r_random: float, episodes: in
         dst.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
         log(f"[select] {role}.pt <- {meta.get('source_checkpoint', c['path'].name)} (sampled {c['sampled']:.2f}, "
               f"normalised {c['normalised']})", flush=True)
-    steps = sorted(((int(json.loads(j.read_text())["env_steps"]), j.with_suffix(".pt"))
-                    for j in (out / "training").glob("step-*.json")), key=lambda t: t[0])
-    replay = [(s, f) for s, f in steps if s <= medium["env_steps"]]
-    (out / "replay.json").write_text(json.dumps({
-        "description": "the PPO policy sequence up to medium.pt: the policy at training/<file> played env steps "
-                       "[env_steps, next env_steps) of training (sampling from its distribution)",
-        "medium_env_steps": medium["env_steps"],
-        # the first is the untrained policy (its file name counts the env runner's first reset steps): it
-        # played from env step 0
-        "checkpoints": [{"file": f"training/{f.name}", "env_steps": 0 if k == 0 else s} for k, (s, f) in enumerate(replay)],
-    }, indent=2) + "\n")
+    steps = saved_sequence(out / "training")
+    write_replay_manifest(out, steps, medium["env_steps"])
     curve = [{"env_steps": c["env_steps"], "wall_s": c["meta"].get("wall_seconds"),
               "eval_return_40_deterministic": c["meta"].get("eval_return"), "eval_return_sampled": c["sampled"],
               "normalised_sampled": c["normalised"]} for c in cands]
@@ -375,14 +372,8 @@ def build_algo(args, env_config: dict):
         .environment("team_agents", env_config=dict(env_config, task=args.task))
         .env_runners(num_env_runners=0, num_envs_per_env_runner=args.num_envs)
         .multi_agent(policies={MODULE_ID}, policy_mapping_fn=lambda agent_id, episode, **kw: MODULE_ID)
-        .framework("torch", torch_compile_learner=False)
-        .learners(num_learners=0)
-        .training(**train_cfg)
-        .rl_module(model_config=model)
-        .reporting(min_sample_timesteps_per_iteration=1000, min_time_s_per_iteration=0,
-                   metrics_num_episodes_for_smoothing=20)
-        .debugging(seed=args.seed)
     )
+    config = ppo_config_tail(config, train_cfg, model, args.seed, smoothing=20)
     return config.build_algo(), train_cfg
 
 

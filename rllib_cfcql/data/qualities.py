@@ -147,6 +147,10 @@ def make_policy(spec: str):
 
 
 # ---------------------------------------------------------------------------------- schedules
+def _clamp01(progress: float) -> float:
+    return min(max(float(progress), 0.0), 1.0)
+
+
 class BehaviourSchedule:
     """Which policy plays each episode of a collection.
 
@@ -205,7 +209,7 @@ class RandomToBehaviour(BehaviourSchedule):
         )
 
     def eps(self, progress: float) -> float:
-        x = min(max(float(progress), 0.0), 1.0)
+        x = _clamp01(progress)
         return self.eps_start + (self.eps_end - self.eps_start) * x
 
     def policy_for(self, k: int, progress: float):
@@ -249,7 +253,7 @@ class CheckpointReplay(BehaviourSchedule):
         )
 
     def index(self, progress: float) -> int:
-        x = min(max(float(progress), 0.0), 1.0)
+        x = _clamp01(progress)
         return max(bisect.bisect_right(self.steps, x * self.total) - 1, 0)
 
     def policy_for(self, k: int, progress: float):
