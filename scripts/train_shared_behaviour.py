@@ -75,68 +75,11 @@ from train_behaviour import (  # noqa: E402
     write_replay_manifest,
 )
 
-from ray.rllib.env.multi_agent_env import MultiAgentEnv  # noqa: E402
+from rllib_cfcql.data.qualities import policy_dir_name  # noqa: E402
+from rllib_cfcql.data.team_agents import MaskedPPOTorchRLModule, TeamAgentsEnv  # noqa: E402
 
 FORMAT = "rllib_cfcql.gaussian_mlp.v1"
 MODULE_ID = "shared"
-
-
-class TeamAgentsEnv(MultiAgentEnv):
-    """A team task as an RLlib ``MultiAgentEnv``: agents ``agent_<i>``, observation = own
-    observation + one-hot(i), the task's per-agent action space, the team reward for everyone.
-
-    ``env_config``: ``task`` (registry name) plus that task's own env_config. When ``record``
-    is set (by the driver) every team transition is kept for the medium-replay dataset.
-    """
-
-    def __init__(self, config: dict | None = None):
-        import gymnasium as gym
-
-        from rllib_cfcql.envs import make_team_env
-
-        super().__init__()
-        config = dict(config or {})
-        task = config.pop("task")
-        config = {k: v for k, v in config.items() if k not in ("worker_index", "num_workers", "vector_index", "remote")}
-        self.team = make_team_env(task, config)
-        spec = self.team.team_spec
-        self.spec_ = spec
-        self.n = spec.n_agents
-        self.agents = self.possible_agents = [f"agent_{i}" for i in range(self.n)]
-        obs_space = gym.spaces.Box(-np.inf, np.inf, (spec.obs_dim + self.n,), np.float32)
-        act_space = (gym.spaces.Box(-1.0, 1.0, (spec.n_actions,), np.float32) if spec.continuous
-                     else gym.spaces.Discrete(spec.n_actions))
-        self.observation_spaces = {a: obs_space for a in self.agents}
-        self.action_spaces = {a: act_space for a in self.agents}
-        self._eye = np.eye(self.n, dtype=np.float32)
-        self.record = False
-        self.rows: list[tuple] = []
-        self.steps = 0
-        self._episode = -1
-        self._t = 0
-        self._obs = None
-
-    def _agent_obs(self, obs: dict) -> dict:
-        rows = np.concatenate([obs["obs"], self._eye], axis=1)
-        return {a: rows[i] for i, a in enumerate(self.agents)}
-
-    def reset(self, *, seed=None, options=None):
-        obs, info = self.team.reset(seed=seed, options=options)
-        self._obs, self._episode, self._t = obs, self._episode + 1, 0
-        return self._agent_obs(obs), {}
-
-    def step(self, action_dict):
-        if self.spec_.continuous:
-            a = np.stack([np.clip(np.asarray(action_dict[x], np.float32), -1.0, 1.0) for x in self.agents])
-        else:
-            a = np.asarray([int(action_dict[x]) for x in self.agents], np.int64)
-        nxt, r, term, trunc, _ = self.team.step(a)
-        self.steps += 1
-        if self.record:
-            self.rows.append((self._episode, self._t, float(r), bool(term), bool(trunc), self._obs, a, nxt))
-        self._obs, self._t = nxt, self._t + 1
-        rew = {x: float(r) for x in self.agents}
-        return (self._agent_obs(nxt), rew, {"__all__": bool(term)}, {"__all__": bool(trunc)}, {})
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -189,11 +132,13 @@ def extract_policy(algo, hidden: list[int], activation: str):
         raise RuntimeError(f"PPO policy layout {[tuple(m.weight.shape) for m in linears]} != checkpoint MLP "
                            f"{[tuple(m.weight.shape) for m in mine]}")
     x = torch.from_numpy(np.random.default_rng(0).normal(0.0, 1.0, (16, in_dim)).astype(np.float32))
+    # a masking module sees the observation followed by the mask: all ones leaves the logits as they are
+    full = torch.cat([x, torch.ones(16, module.mask_dim)], 1) if isinstance(module, MaskedPPOTorchRLModule) else x
     with torch.no_grad():
         for a, b in zip(mine, linears):
             a.weight.copy_(b.weight)
             a.bias.copy_(b.bias)
-        ref = module._forward_inference({Columns.OBS: x})[Columns.ACTION_DIST_INPUTS]
+        ref = module._forward_inference({Columns.OBS: full})[Columns.ACTION_DIST_INPUTS]
         err = float((net.layers(x) - ref).abs().max())
     if err > 1e-4:
         raise RuntimeError(f"extracted policy differs from the RLlib PPO policy by {err}")
@@ -361,6 +306,7 @@ def cut_recorded_replay(out_dir: Path, medium_steps: int, medium_meta: dict) -> 
 def build_algo(args, env_config: dict):
     from ray.rllib.algorithms.ppo import PPOConfig
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
     model = DefaultModelConfig(fcnet_hiddens=list(args.hidden), fcnet_activation=args.activation,
                                head_fcnet_hiddens=[], vf_share_layers=False)
@@ -374,6 +320,11 @@ def build_algo(args, env_config: dict):
         .multi_agent(policies={MODULE_ID}, policy_mapping_fn=lambda agent_id, episode, **kw: MODULE_ID)
     )
     config = ppo_config_tail(config, train_cfg, model, args.seed, smoothing=20)
+    from rllib_cfcql.envs import make_team_env
+
+    if not make_team_env(args.task, env_config).team_spec.continuous:
+        # discrete: the observation ends with the action mask, applied to the logits
+        config = config.rl_module(rl_module_spec=RLModuleSpec(module_class=MaskedPPOTorchRLModule, model_config=model))
     return config.build_algo(), train_cfg
 
 
@@ -381,6 +332,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--task", required=True, help="team task (registry name), e.g. mpe_spread")
     p.add_argument("--continuous", action="store_true", help="continuous action variant (env_config continuous_actions)")
+    p.add_argument("--env-config", default="{}",
+                   help='the task\'s env_config as JSON, e.g. \'{"n_agents": 4}\' for equal_line (default {})')
     p.add_argument("--budget-min", type=float, default=10.0, help="wall-clock budget for training (minutes)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many env steps")
     p.add_argument("--checkpoint-every", type=int, default=20_000,
@@ -419,9 +372,16 @@ def main(argv=None) -> int:
     from rllib_cfcql.data.writer import rollout
     from rllib_cfcql.envs import make_team_env
 
-    variant = "continuous" if args.continuous else "discrete"
-    env_config = {"continuous_actions": True} if args.continuous else {}
-    out = args.out or ROOT / "offline_data" / "policies" / f"{args.task}_{variant}"
+    try:
+        env_config = json.loads(args.env_config)
+    except json.JSONDecodeError as e:
+        p.error(f"--env-config {args.env_config!r}: not JSON ({e})")
+    if not isinstance(env_config, dict):
+        p.error(f"--env-config {args.env_config!r}: expected a JSON object")
+    if args.continuous:
+        env_config["continuous_actions"] = True
+    make_team_env(args.task, env_config)  # a bad task or env_config fails here, before Ray starts
+    out = args.out or ROOT / "offline_data" / "policies" / policy_dir_name(args.task, env_config)
     global LOG_FILE
     out.mkdir(parents=True, exist_ok=True)
     LOG_FILE = out / "training_log.txt"

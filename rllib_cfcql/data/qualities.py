@@ -296,14 +296,35 @@ def _display_path(path: Path) -> str:
         return str(path)
 
 
+def policy_dir_name(task: str, env_config: dict | None = None) -> str:
+    """The directory name of a task configuration's trained policies: ``<task>[_<setting>...]_<variant>``.
+
+    ``continuous_actions`` gives the variant; every other env_config key is part of the name
+    (``n_agents`` as ``n<N>``, a true flag by its key, other values as ``<key>-<value>``; false and
+    None values are left out), so ``equal_line`` with ``{"n_agents": 4}`` is ``equal_line_n4_discrete``
+    and ``mpe_spread`` with ``{"continuous_actions": true}`` is ``mpe_spread_continuous``."""
+    parts = [task]
+    for k, v in sorted((env_config or {}).items()):
+        if k == "continuous_actions" or v is None or v is False:
+            continue
+        if k == "n_agents":
+            parts.append(f"n{int(v)}")
+        elif v is True:
+            parts.append(str(k))
+        else:
+            parts.append(f"{k}-{v}")
+    parts.append(_variant(env_config))
+    return "_".join(parts)
+
+
 def trained_policy_dir(task: str, env_config: dict | None = None) -> Path | None:
-    """``offline_data/policies/<task>_<variant>`` when it holds trained expert, medium and replay
-    policies (``scripts/train_shared_behaviour.py``) that fit the task as configured (same
-    agents, observation and action shapes), else None."""
+    """``offline_data/policies/<policy_dir_name(task, env_config)>`` when it holds trained expert,
+    medium and replay policies (``scripts/train_shared_behaviour.py``) that fit the task as
+    configured (same agents, observation and action shapes), else None."""
     from rllib_cfcql.data.checkpoint_policy import CheckpointError, load_checkpoint_policy
     from rllib_cfcql.envs import make_team_env
 
-    d = POLICY_ROOT / f"{task}_{_variant(env_config)}"
+    d = POLICY_ROOT / policy_dir_name(task, env_config)
     if not all((d / f).is_file() for f in TRAINED_FILES):
         return None
     try:
@@ -325,7 +346,7 @@ def _trained_for(task: str, env_config: dict | None, source: str) -> Path | None
     if d is None and source == "trained":
         raise ValueError(
             f"task {task!r} ({_variant(env_config)} actions, env_config {env_config or {}}) has no trained behaviour "
-            f"policies that fit it: expected {TRAINED_FILES} in {_display_path(POLICY_ROOT / f'{task}_{_variant(env_config)}')} "
+            f"policies that fit it: expected {TRAINED_FILES} in {_display_path(POLICY_ROOT / policy_dir_name(task, env_config))} "
             "(train them with scripts/train_shared_behaviour.py), or use the scripted behaviours"
         )
     return d
