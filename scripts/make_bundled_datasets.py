@@ -44,6 +44,9 @@ for _k, (_task, _episodes) in enumerate((("mpe_spread", (40, 30)), ("mpe_tag", (
             FAMILIES[f"{_task}_{_variant}/{_q}"] = dict(
                 task=_task, env_config={"continuous_actions": _cont}, episodes=_episodes[0 if _cont else 1],
                 seed=100 + 10 * _k + _j + (5 if _cont else 0), quality=_q)
+for _j, _q in enumerate(QUALITIES):  # equal_line at n = 4, behaviour from policies/equal_line_n4_discrete
+    FAMILIES[f"equal_line_n4_discrete/{_q}"] = dict(task="equal_line", env_config={"n_agents": 4}, episodes=40,
+                                                    seed=300 + _j, quality=_q)
 for _j, _q in enumerate(QUALITIES):
     FAMILIES[f"mamujoco_halfcheetah_2x3/{_q}"] = dict(task="mamujoco_halfcheetah_2x3", env_config={}, episodes=2,
                                                       seed=200 + _j, quality=_q)

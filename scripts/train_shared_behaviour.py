@@ -1,21 +1,31 @@
 """Train the behaviour policies of a team task online with RLlib PPO, one policy shared by all agents.
 
-This is how the MPE tasks' datasets get their behaviour policies (``mpe_spread``,
-``mpe_tag``, ``mpe_world``, discrete and continuous): RLlib's *online* PPO on
-the team env, the way the community trains MPE teams (MAPPO-style parameter
-sharing), and the small checkpoints are committed so datasets regenerate
-exactly from them (training itself is not bit-for-bit reproducible: it runs on
-shared CPUs with a vectorised env runner).
+This is how the datasets of the MPE tasks (``mpe_spread``, ``mpe_tag``,
+``mpe_world``, discrete and continuous) and of ``equal_line`` (n = 4) get their
+behaviour policies: RLlib's *online* PPO on the team env, the way the community
+trains MPE teams (MAPPO-style parameter sharing), and the small checkpoints are
+committed so datasets regenerate exactly from them (training itself is not
+bit-for-bit reproducible: it runs on shared CPUs with a vectorised env runner).
 
 Algorithm
     RLlib 2.60 PPO, new API stack, torch, one local env runner with
-    ``--num-envs`` vectorised copies of :class:`TeamAgentsEnv`, one local
-    learner, 1 torch thread. ``multi_agent(policies={"shared"})`` maps every
-    agent to one RLModule (parameter sharing); each agent's observation is its
-    own task observation followed by the one-hot of its index, so the shared
-    network can still specialise. Every agent receives the team reward.
-    Discrete tasks get a categorical policy, continuous ones a Gaussian whose
-    samples the env clips to [-1, 1].
+    ``--num-envs`` vectorised copies of
+    :class:`rllib_cfcql.data.team_agents.TeamAgentsEnv`, one local learner,
+    1 torch thread. ``multi_agent(policies={"shared"})`` maps every agent to one
+    RLModule (parameter sharing); each agent's observation is its own task
+    observation followed by the one-hot of its index, so the shared network can
+    still specialise. Every agent receives the team reward. Continuous tasks
+    get a Gaussian whose samples the env clips to [-1, 1]. Discrete tasks get a
+    categorical policy that respects the task's action masks: the env appends
+    each agent's mask to its observation and
+    :class:`~rllib_cfcql.data.team_agents.MaskedPPOTorchRLModule` (RLlib's
+    default PPO module, its networks fed the observation without the mask)
+    adds ``log(mask)`` to the logits, so PPO never samples an unavailable
+    action (the env raises if one arrives). ``--env-config`` passes the task's
+    own settings (e.g. ``'{"n_agents": 4}'``); the policies go to
+    ``offline_data/policies/<task>[_<setting>...]_<variant>``
+    (:func:`rllib_cfcql.data.qualities.policy_dir_name`), where the qualities
+    look for them.
 
 Checkpoints
     After every training iteration (and at step 0, the untrained policy) the
@@ -41,10 +51,12 @@ Medium-replay as recorded
     saw up to the medium checkpoint is also written to DIR as a team dataset
     with its card (full size; not in git).
 
-Run (the committed checkpoints came from exactly this, see each sidecar)::
+Run (the committed checkpoints came from exactly this, see each ``training_log.txt``)::
 
     python scripts/train_shared_behaviour.py --task mpe_spread --continuous \\
-        --budget-min 10 --checkpoint-every 20000
+        --budget-min 14 --checkpoint-every 20000
+    python scripts/train_shared_behaviour.py --task equal_line --env-config '{"n_agents": 4}' \\
+        --budget-min 20 --checkpoint-every 20000
 """
 
 from __future__ import annotations

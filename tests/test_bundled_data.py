@@ -19,7 +19,7 @@ FAMILIES = sorted(p.parent.parent for p in (REPO / "offline_data").glob("*/rando
 def test_every_task_and_variant_has_a_bundled_family():
     names = {f.name for f in FAMILIES}
     expected = {f"{t}_{v}" for t in ("mpe_spread", "mpe_tag", "mpe_world") for v in ("continuous", "discrete")}
-    assert expected | {"mamujoco_halfcheetah_2x3"} <= names
+    assert expected | {"mamujoco_halfcheetah_2x3", "equal_line_n4_discrete"} <= names
 
 
 @pytest.mark.parametrize("family", FAMILIES, ids=lambda p: p.name)

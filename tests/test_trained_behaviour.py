@@ -27,7 +27,10 @@ from rllib_cfcql.data.writer import rollout
 from rllib_cfcql.envs import make_team_env
 
 CONT = {"continuous_actions": True}
-TRAINED = [(t, v) for t in ("mpe_spread", "mpe_tag", "mpe_world") for v in ("discrete", "continuous")]
+#: (task, env_config, policy dir) of every committed set of trained behaviour policies
+TRAINED = [(t, CONT if v == "continuous" else {}, f"{t}_{v}")
+           for t in ("mpe_spread", "mpe_tag", "mpe_world") for v in ("discrete", "continuous")]
+TRAINED.append(("equal_line", {"n_agents": 4}, "equal_line_n4_discrete"))
 
 
 def agent_checkpoint(path, *, n_agents=3, obs_dim=18, action_dim=5, dist="categorical", bias=None, hidden=(4,)):
@@ -152,18 +155,18 @@ def test_non_default_task_parameters_fall_back_to_scripted_behaviour():
     assert quality_policy("mpe_spread", "expert", {"n_agents": 4}) == "expert"
     assert reference_expert("mpe_spread", {"n_agents": 4}) == "expert"
     assert trained_policy_dir("equal_line", {}) is None
-    assert trained_policy_dir("mpe_world", {"n_food": 3}) is None  # a wider observation than trained on
+    assert trained_policy_dir("mpe_world", {"n_food": 3}) is None  # another configuration than trained on
     assert quality_policy("mpe_world", "expert", {"n_food": 3}) == "expert"
 
 
-@pytest.mark.parametrize("task,variant", TRAINED)
-def test_committed_ppo_policies(task, variant):
-    """Each MPE task variant ships RLlib-PPO behaviour policies: files present, the sidecars record
-    how they were trained, the recorded evaluation is reproduced exactly from the file, and
-    random < medium < expert."""
-    cfg = CONT if variant == "continuous" else {}
+@pytest.mark.parametrize("task,cfg,name", TRAINED, ids=[t[2] for t in TRAINED])
+def test_committed_ppo_policies(task, cfg, name):
+    """Each MPE task variant and equal_line (n = 4) ships RLlib-PPO behaviour policies: files present,
+    the sidecars record how they were trained, the recorded evaluation is reproduced exactly from the
+    file, and random < medium < expert."""
+    variant = "continuous" if cfg.get("continuous_actions") else "discrete"
     d = trained_policy_dir(task, cfg)
-    assert d == POLICY_ROOT / f"{task}_{variant}"
+    assert d == POLICY_ROOT / name
     expert = json.loads((d / "expert.json").read_text())
     medium = json.loads((d / "medium.json").read_text())
     for meta in (expert, medium):
@@ -189,7 +192,7 @@ def test_committed_ppo_policies(task, variant):
     assert all((d / c["file"]).is_file() for c in replay["checkpoints"])
     # the qualities use them
     assert quality_policy(task, "expert", cfg) == reference_expert(task, cfg) == \
-        f"checkpoint:offline_data/policies/{task}_{variant}/expert.pt@sample"
+        f"checkpoint:offline_data/policies/{name}/expert.pt@sample"
     assert isinstance(quality_policy(task, "medium-replay", cfg), CheckpointReplay)
 
 

@@ -10,11 +10,13 @@ expert          a fully trained policy
 mixed           half the episodes from the medium policy, half from the expert
 ==============  ===============================================================
 
-Tasks with behaviour policies trained by the project
-(``offline_data/policies/<task>_<variant>/``, written by
-``scripts/train_shared_behaviour.py``: RLlib PPO, one policy shared by the
-team; the MPE tasks, discrete and continuous) map the qualities onto those
-checkpoints, each acting by *sampling* its own distribution, as it did while
+Task configurations with behaviour policies trained by the project
+(``offline_data/policies/<name>/`` with ``name =``
+:func:`policy_dir_name`, e.g. ``mpe_tag_continuous`` or
+``equal_line_n4_discrete``, written by ``scripts/train_shared_behaviour.py``:
+RLlib PPO, one policy shared by the team; the MPE tasks, discrete and
+continuous, and ``equal_line`` with ``n_agents`` 4) map the qualities onto
+those checkpoints, each acting by *sampling* its own distribution, as it did while
 it was trained (:func:`trained_quality_policy`):
 
 * random → ``random``; expert → ``expert.pt``; medium → ``medium.pt``;
@@ -28,7 +30,8 @@ it was trained (:func:`trained_quality_policy`):
   (The training script can also write the transitions exactly as they were
   recorded while training: ``--medium-replay-dir``.)
 
-Other tasks map each quality to the task's scripted behaviour
+Other tasks and configurations (e.g. ``equal_line`` with another ``n_agents``)
+map each quality to the task's scripted behaviour
 (:func:`quality_policy`):
 
 * random → ``random``; expert → ``expert`` (the scripted expert; continuous
