@@ -101,6 +101,8 @@ def main() -> None:
     for q in ("random", "medium-replay", "medium", "expert"):
         lines += compare_table(f"compare_mpe_spread_continuous_{q}.json",
                                f"MPE cooperative navigation, continuous actions, {q} (`benchmarks/run_continuous_compare.sh`)")
+    lines += compare_table("protocol_equal_line_n4_discrete_medium-replay.json",
+                           "Protocol check: equal_line n = 4, bundled medium-replay (`benchmarks/run_protocol_check.sh`)")
     for t in ("mpe_spread", "mpe_tag", "mpe_world"):
         for v in ("continuous", "discrete"):
             lines += compare_table(f"protocol_{t}_{v}_medium-replay.json",

@@ -34,7 +34,9 @@ def test_family_validates_and_qualities_are_ordered(family):
     assert means["random"] < means["medium"] < means["expert"], means
     # medium-replay is the run *up to* medium (its early policies score like random, so on a few
     # episodes it may fall below the uniform policy: mpe_tag scores in steps of 10)
-    assert means["medium-replay"] < means["medium"], means
+    # (up to sampling noise: 3 standard errors of the difference; mpe_tag's returns are multiples of 10
+    # with a std about twice the mean)
+    assert means["medium-replay"] < means["medium"] + 3 * np.sqrt(var["medium-replay"] + var["medium"]), means
     # mixed = half medium, half expert episodes: between random and expert, and at the medium/expert
     # average up to sampling noise (3 standard errors; the bundled sets have 15-40 episodes)
     assert means["random"] < means["mixed"] < means["expert"], means
