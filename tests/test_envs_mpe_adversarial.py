@@ -184,3 +184,46 @@ def test_actions_are_checked():
     envc.reset(seed=0)
     with pytest.raises(ValueError, match=r"joint action must have shape \(3, 2\)"):
         envc.step(np.zeros((3, 5)))
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+@pytest.mark.parametrize("task", ["mpe_tag", "mpe_world", "mpe_spread"])
+def test_state_rebuilt_from_observations_is_the_env_state(task, continuous):
+    """The team env builds mpe2's state from the step's observations instead of calling
+    ``state()`` (which simulates every observation again): the values must be identical."""
+    env = make_team_env(task, {"continuous_actions": continuous})
+    env.action_space.seed(3)
+    out, _ = env.reset(seed=5)
+    np.testing.assert_array_equal(out["state"], env.par_env.state())
+    for _ in range(env.team_spec.episode_limit):
+        a = env.action_space.sample() if continuous else env.medium_action()
+        out, _, term, trunc, _ = env.step(np.clip(a, -1, 1) if continuous else a)
+        np.testing.assert_array_equal(out["state"], np.asarray(env.par_env.state(), np.float32))
+        if term or trunc:
+            break
+
+
+def test_world_scalar_collision_check_matches_mpe2():
+    """``simple_world_comm``'s is_collision is swapped for a scalar version on the env's
+    scenario: same answer as mpe2's numpy one on every pair, including near-tangent ones."""
+    from mpe2.simple_world_comm.simple_world_comm import Scenario
+
+    env = make_team_env("mpe_world", {})
+    scenario = env.par_env.unwrapped.scenario
+    assert scenario.is_collision is not Scenario.is_collision.__get__(scenario)
+    world = env.par_env.unwrapped.world
+    entities = world.agents + world.landmarks
+    rng = np.random.default_rng(0)
+    checked = 0
+    for _ in range(200):
+        for e in entities:
+            e.state.p_pos = rng.uniform(-1, 1, 2)
+        a, b = entities[0], entities[-1]  # one pair placed exactly at, just inside and just outside contact
+        for eps in (0.0, 1e-12, -1e-12):
+            b.state.p_pos = a.state.p_pos + np.array([a.size + b.size + eps, 0.0])
+            assert scenario.is_collision(a, b) == Scenario.is_collision(scenario, a, b)
+        for x in entities:
+            for y in entities:
+                assert scenario.is_collision(x, y) == Scenario.is_collision(scenario, x, y)
+                checked += 1
+    assert checked > 10_000

@@ -19,10 +19,13 @@ for a trained team and are not constrained to each agent's observation.
 
 from __future__ import annotations
 
+import math
+
 import gymnasium as gym
 import numpy as np
 
 from rllib_cfcql.envs.pettingzoo_team import (
+    MPEStateFromObs,
     PettingZooTeamEnv,
     _mpe_kwargs,
     mpe_force_from_2d,
@@ -40,7 +43,7 @@ def _discrete_move(d: np.ndarray, deadzone: float = 1e-6) -> int:
     return int(np.argmax(_MOVE_DIRS @ d)) + 1
 
 
-class _MPEPursuitTeam(PettingZooTeamEnv):
+class _MPEPursuitTeam(MPEStateFromObs, PettingZooTeamEnv):
     """Shared machinery: world access, the opponents' seeded generator, steering."""
 
     _SALT = 0  #: decorrelates the opponents' generator from the simulator's (per task)
@@ -218,6 +221,17 @@ class MPETagEnv(_MPEPursuitTeam):
         return self._steer(self._encircle(self._nearest_prey()), damping=self._DAMP)
 
 
+def _scalar_is_collision(agent1, agent2) -> bool:
+    """mpe2's ``Scenario.is_collision`` (``sqrt(sum(square(p1 - p2))) < size1 + size2``)
+    in scalar float64 arithmetic: the same operations in the same order, so the same
+    result bit for bit, without numpy's per-call overhead on 2-element arrays
+    (``simple_world_comm`` calls it about 400 times per step for the forests)."""
+    p1, p2 = agent1.state.p_pos, agent2.state.p_pos
+    dx = float(p1[0]) - float(p2[0])
+    dy = float(p1[1]) - float(p2[1])
+    return math.sqrt(dx * dx + dy * dy) < agent1.size + agent2.size
+
+
 class _LeaderMoveOnly:
     """A ``ParallelEnv`` view of discrete ``simple_world_comm`` in which the leader's action
     is one of the 5 moves: it is sent as ``move + 5 · say`` with a fixed word ``say = 0``
@@ -313,6 +327,9 @@ class MPEWorldCommEnv(_MPEPursuitTeam):
         )
         self._setup()
         self._food = list(self._world.food)
+        scenario = self.par_env.unwrapped.scenario
+        if self._world.dim_p == 2:  # always, in mpe2; the scalar version is 2-D only
+            scenario.is_collision = _scalar_is_collision  # instance attribute: this env only
 
     def other_actions(self) -> dict:
         hunters = self._pos(self._team)

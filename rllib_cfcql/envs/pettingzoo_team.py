@@ -62,8 +62,8 @@ class PettingZooTeamEnv(TeamEnv):
                 raise TypeError("all agents must have the same number of actions")
             n_actions = int(acts[0].n)
         self.action_adapter = action_adapter
-        self.par_env.reset(seed=0)
-        state_dim = int(np.asarray(self.par_env.state()).size)
+        obs0, _ = self.par_env.reset(seed=0)
+        state_dim = int(np.asarray(self._state(obs0)).size)
         self._init_spaces(
             TeamSpec(
                 n_agents=len(self.agent_ids),
@@ -113,7 +113,11 @@ class PettingZooTeamEnv(TeamEnv):
                 mask[i] = 0.0
                 mask[i, 0] = 1.0
             o[i] = self._last_obs[a]
-        return self._pack(o, np.asarray(self.par_env.state(), np.float32), None if self.spec_.continuous else mask)
+        return self._pack(o, np.asarray(self._state(obs), np.float32), None if self.spec_.continuous else mask)
+
+    def _state(self, obs: dict) -> np.ndarray:
+        """The global state after the step that returned ``obs`` (the env's ``state()``)."""
+        return self.par_env.state()
 
     def reset(self, *, seed=None, options=None):
         obs, infos = self.par_env.reset(seed=seed, options=options)
@@ -152,6 +156,20 @@ def mpe_force_from_2d(agent: str, u: np.ndarray) -> np.ndarray:
     return np.array([0.0, max(-ux, 0.0), max(ux, 0.0), max(-uy, 0.0), max(uy, 0.0)], np.float32)
 
 
+class MPEStateFromObs:
+    """Mixin for mpe2 tasks: ``state()`` of an mpe2 env is the concatenation of every
+    agent's observation (``possible_agents`` order, float32), which the step has just
+    computed, so it is rebuilt from ``obs`` instead of simulated again (the same values,
+    and half the observation work per step). Falls back to ``state()`` when an agent's
+    observation is missing."""
+
+    def _state(self, obs: dict) -> np.ndarray:
+        agents = self.par_env.possible_agents
+        if all(a in obs for a in agents):
+            return np.concatenate([np.asarray(obs[a], np.float32).reshape(-1) for a in agents])
+        return self.par_env.state()
+
+
 def _mpe_kwargs(config: dict, name: str, allowed: dict) -> dict:
     config = dict(config or {})
     for k in ("worker_index", "num_workers", "vector_index", "remote", "num_envs"):
@@ -162,7 +180,7 @@ def _mpe_kwargs(config: dict, name: str, allowed: dict) -> dict:
     return {k: type(v)(config.get(k, v)) for k, v in allowed.items()}
 
 
-class MPESpreadEnv(PettingZooTeamEnv):
+class MPESpreadEnv(MPEStateFromObs, PettingZooTeamEnv):
     """mpe2 ``simple_spread_v3`` (cooperative navigation).
 
     ``continuous_actions=False`` (default): 5 discrete moves. ``True``: each agent's
