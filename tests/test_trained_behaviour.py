@@ -14,6 +14,7 @@ from rllib_cfcql.data.checkpoint_policy import (
     CheckpointPolicy,
     build_mlp,
     evaluate_checkpoint,
+    load_checkpoint_policy,
 )
 from rllib_cfcql.data.policies import BehaviourPolicy
 from rllib_cfcql.data.qualities import (
@@ -83,6 +84,22 @@ def test_gaussian_policy_modes_have_their_closed_form(tmp_path):
     assert draws.dtype == np.float32 and draws.shape == (4000, 3, 2)
     np.testing.assert_allclose(draws.mean((0, 1)), [0.3, -0.2], atol=0.005)
     np.testing.assert_allclose(draws.std((0, 1)), [0.1, 0.05], rtol=0.05)
+
+
+def test_a_checkpoint_rewritten_in_place_is_loaded_again(tmp_path):
+    """A training run overwrites expert.pt after the old one was loaded (reference returns at start):
+    later loads in the same process must act with the new weights, not the cached old ones."""
+    import os
+
+    env = make_team_env("mpe_spread", {})
+    obs, _ = env.reset(seed=0)
+    path = agent_checkpoint(tmp_path / "expert.pt", bias=[0, 0, 5, 0, 0])
+    assert load_checkpoint_policy(path).act_team(obs).tolist() == [2, 2, 2]
+    assert load_checkpoint_policy(path) is load_checkpoint_policy(path)  # unchanged file: loaded once
+    agent_checkpoint(path, bias=[0, 0, 0, 0, 5])
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # a distinct mtime even on coarse clocks
+    assert load_checkpoint_policy(path).act_team(obs).tolist() == [4, 4, 4]
 
 
 def test_agent_rows_carry_the_agent_one_hot(tmp_path):

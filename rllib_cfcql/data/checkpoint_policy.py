@@ -265,7 +265,9 @@ class CheckpointPolicy:
         return np.clip(a, -1.0, 1.0).astype(np.float32)
 
 
-_CACHE: dict[Path, CheckpointPolicy] = {}
+#: loaded checkpoints by (resolved path, mtime, size): a file rewritten in place (a training run
+#: selecting a new expert.pt) is loaded again, not served from the cache
+_CACHE: dict[tuple[Path, int, int], CheckpointPolicy] = {}
 
 
 def resolve_checkpoint_path(path: str | Path) -> Path:
@@ -278,9 +280,15 @@ def resolve_checkpoint_path(path: str | Path) -> Path:
 
 
 def load_checkpoint_policy(path: str | Path) -> CheckpointPolicy:
-    """Load (once per process) the checkpoint at ``path`` (see :func:`resolve_checkpoint_path`)."""
+    """Load (once per process and file version) the checkpoint at ``path`` (see
+    :func:`resolve_checkpoint_path`)."""
     path = resolve_checkpoint_path(path)
-    key = Path(path).resolve()
+    resolved = Path(path).resolve()
+    try:
+        st = resolved.stat()
+        key = (resolved, st.st_mtime_ns, st.st_size)
+    except OSError:  # missing: CheckpointPolicy raises the precise error
+        return CheckpointPolicy(path)
     if key not in _CACHE:
         _CACHE[key] = CheckpointPolicy(path)
     return _CACHE[key]
