@@ -5,6 +5,11 @@
 # shows collect -> card -> train -> normalised score (from the card's references) end to end.
 #   bash benchmarks/run_protocol_check.sh            # every task
 #   TASKS="mpe_tag" bash benchmarks/run_protocol_check.sh
+#   FULL_REPLAY=1 TASKS="mpe_spread mpe_tag mpe_world" bash benchmarks/run_protocol_check.sh
+# FULL_REPLAY=1 runs the continuous MPE check on the full recorded PPO replay instead
+# (offline_data/full/<task>_continuous/medium-replay-ppo, 40 000-260 000 transitions, written by
+# scripts/train_shared_behaviour.py --medium-replay-dir; not in git): the bundled sets hold 500-1000
+# transitions, too few for a continuous critic (see benchmarks/RESULTS.md).
 set -euo pipefail
 STEPS=${STEPS:-300}            # discrete and HalfCheetah
 CONT_STEPS=${CONT_STEPS:-1000}  # continuous MPE: its actors need more steps (actor updates every 5th step)
@@ -27,6 +32,12 @@ for task in $TASKS; do
     continue
   fi
   # continuous: centralised counterfactual critic (MATD3-style actors)
+  if [ "${FULL_REPLAY:-0}" = 1 ]; then
+    python benchmarks/compare.py --dataset offline_data/full/${task}_continuous/medium-replay-ppo --methods cfcql,macql,bc \
+      --seeds 0,1,2 --steps $CONT_STEPS --eval-every $CONT_STEPS --eval-episodes 16 --batch 256 --lr 0.01 --gamma 0.95 \
+      --grad-clip 0.5 --hidden 64 --alpha 1.0 --out benchmarks/results/protocol_full_${task}_continuous_medium-replay-ppo.json
+    continue
+  fi
   if [[ " $VARIANTS " == *" continuous "* ]] && [ -d offline_data/${task}_continuous ]; then
     python benchmarks/compare.py --dataset offline_data/${task}_continuous/medium-replay --methods cfcql,macql,bc \
       --seeds 0,1,2 --steps $CONT_STEPS --eval-every $CONT_STEPS --eval-episodes 16 --batch 256 --lr 0.01 --gamma 0.95 \

@@ -48,6 +48,8 @@ def policy_table(root: Path, episodes: int = 100) -> None:
     for d in sorted(p.parent for p in root.glob("*/replay.json")):
         med = json.loads((d / "medium.json").read_text())
         exp = json.loads((d / "expert.json").read_text())
+        if "eval_return_sampled" not in exp:  # HalfCheetah's centralised policies: no sampled evaluation
+            continue
         env = make_team_env(exp["task"], exp["env_config"])
         scripted = float(rollout(env, "expert", episodes, seed=10_000_019).returns().mean())
         print(f"| `{d}` | {med['env_steps']} / {exp['env_steps']} | {exp['wall_seconds']:.0f} | "
