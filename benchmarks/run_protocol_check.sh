@@ -32,17 +32,18 @@ for task in $TASKS; do
     continue
   fi
   # continuous: centralised counterfactual critic (MATD3-style actors)
+  cont_data=offline_data/${task}_continuous/medium-replay
+  cont_out=protocol_${task}_continuous_medium-replay
   if [ "${FULL_REPLAY:-0}" = 1 ]; then
-    python benchmarks/compare.py --dataset offline_data/full/${task}_continuous/medium-replay-ppo --methods cfcql,macql,bc \
-      --seeds 0,1,2 --steps $CONT_STEPS --eval-every $CONT_STEPS --eval-episodes 16 --batch 256 --lr 0.01 --gamma 0.95 \
-      --grad-clip 0.5 --hidden 64 --alpha 1.0 --out benchmarks/results/protocol_full_${task}_continuous_medium-replay-ppo.json
-    continue
+    cont_data=offline_data/full/${task}_continuous/medium-replay-ppo
+    cont_out=protocol_full_${task}_continuous_medium-replay-ppo
   fi
-  if [[ " $VARIANTS " == *" continuous "* ]] && [ -d offline_data/${task}_continuous ]; then
-    python benchmarks/compare.py --dataset offline_data/${task}_continuous/medium-replay --methods cfcql,macql,bc \
+  if [[ " $VARIANTS " == *" continuous "* ]] && [ -d "$cont_data" ]; then
+    python benchmarks/compare.py --dataset "$cont_data" --methods cfcql,macql,bc \
       --seeds 0,1,2 --steps $CONT_STEPS --eval-every $CONT_STEPS --eval-episodes 16 --batch 256 --lr 0.01 --gamma 0.95 \
-      --grad-clip 0.5 --hidden 64 --alpha 1.0 --out benchmarks/results/protocol_${task}_continuous_medium-replay.json
+      --grad-clip 0.5 --hidden 64 --alpha 1.0 --out benchmarks/results/${cont_out}.json
   fi
+  [ "${FULL_REPLAY:-0}" = 1 ] && continue
   # discrete: mixer variant (QMIX mixer, MLP agents on transitions)
   if [[ " $VARIANTS " == *" discrete "* ]] && [ -d offline_data/${task}_discrete ]; then
     python benchmarks/compare.py --dataset offline_data/${task}_discrete/medium-replay --methods cfcql,macql,bc \

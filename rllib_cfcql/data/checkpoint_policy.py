@@ -265,9 +265,9 @@ class CheckpointPolicy:
         return np.clip(a, -1.0, 1.0).astype(np.float32)
 
 
-#: loaded checkpoints by (resolved path, mtime, size): a file rewritten in place (a training run
-#: selecting a new expert.pt) is loaded again, not served from the cache
-_CACHE: dict[tuple[Path, int, int], CheckpointPolicy] = {}
+#: loaded checkpoints by resolved path, with the (mtime, size) they were loaded at: a file rewritten
+#: in place (a training run selecting a new expert.pt) is loaded again and replaces its entry
+_CACHE: dict[Path, tuple[tuple[int, int], CheckpointPolicy]] = {}
 
 
 def resolve_checkpoint_path(path: str | Path) -> Path:
@@ -283,15 +283,14 @@ def load_checkpoint_policy(path: str | Path) -> CheckpointPolicy:
     """Load (once per process and file version) the checkpoint at ``path`` (see
     :func:`resolve_checkpoint_path`)."""
     path = resolve_checkpoint_path(path)
-    resolved = Path(path).resolve()
-    try:
-        st = resolved.stat()
-        key = (resolved, st.st_mtime_ns, st.st_size)
-    except OSError:  # missing: CheckpointPolicy raises the precise error
-        return CheckpointPolicy(path)
-    if key not in _CACHE:
-        _CACHE[key] = CheckpointPolicy(path)
-    return _CACHE[key]
+    key = Path(path).resolve()
+    if not key.is_file():
+        return CheckpointPolicy(path)  # raises the precise error
+    st = key.stat()
+    stamp = (st.st_mtime_ns, st.st_size)
+    if key not in _CACHE or _CACHE[key][0] != stamp:
+        _CACHE[key] = (stamp, CheckpointPolicy(path))
+    return _CACHE[key][1]
 
 
 def evaluate_checkpoint(path: str | Path, task: str, env_config: dict, episodes: int, seed: int,
