@@ -28,7 +28,7 @@ import torch
 
 from rllib_cfcql import CFCQLConfig
 from rllib_cfcql.behaviour import pretrain_behaviour
-from rllib_cfcql.data.commands import validate_dataset
+from rllib_cfcql.data.validate import validate_dataset
 from rllib_cfcql.evaluation import evaluate_module
 
 METHODS = {

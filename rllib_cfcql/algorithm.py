@@ -16,6 +16,7 @@ from typing import Any, Dict, Optional
 import ray
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
+from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.utils.checkpoints import Checkpointable
 from ray.rllib.utils.metrics import (
@@ -173,6 +174,12 @@ class CFCQLConfig(AlgorithmConfig):
         self.vae_samples = 20  #: importance samples L for log β̂_i
         # --- scoring / system ---
         self.reference_returns: Optional[Dict[str, float]] = None  #: {"random": R, "expert": R}; default: dataset card
+        #: dataset-only training (no env): the team's shapes {n_agents, obs_dim, state_dim, n_actions[, continuous,
+        #: episode_limit]} where the dataset has no card recording them (with a card, its `spec` is used)
+        self.spec: Optional[Dict[str, Any]] = None
+        #: train on a dataset whose files no longer match its card's content hash (the card's reference
+        #: returns and statistics then describe other data)
+        self.trust_dataset_card = False
         self.learner_torch_threads = 1  #: torch threads in a CPU learner process (0 = leave torch's default)
         # --- offline data / evaluation defaults ---
         self.offline_data_class = TeamOfflineData
@@ -234,6 +241,8 @@ class CFCQLConfig(AlgorithmConfig):
         bc_patience: Optional[int] = NotProvided,
         behaviour_cache_dir: Optional[str] = NotProvided,
         reference_returns: Optional[Dict[str, float]] = NotProvided,
+        spec: Optional[Dict[str, Any]] = NotProvided,
+        trust_dataset_card: Optional[bool] = NotProvided,
         learner_torch_threads: Optional[int] = NotProvided,
         critic: Optional[str] = NotProvided,
         actor_objective: Optional[str] = NotProvided,
@@ -426,13 +435,52 @@ class CFCQLConfig(AlgorithmConfig):
 
     def _validate_env_and_spaces(self) -> None:
         if self.env is None:
-            self._fail("env", None, f"a team task name ({sorted(TASKS)}) given with .environment(...)")
+            # dataset-only training: shapes from the dataset card or `spec`, no evaluation
+            if self.observation_space is None or self.action_space is None:
+                from rllib_cfcql.envs.base import team_action_space, team_observation_space
+
+                spec = self.dataset_only_spec()
+                self.observation_space, self.action_space = team_observation_space(spec), team_action_space(spec)
+            if self.evaluation_interval:
+                logger.info("CFCQL: no env, so no evaluation (evaluation_interval %s -> None)", self.evaluation_interval)
+                self.evaluation_interval = None
+            return
+        if self.spec is not None:
+            self._fail("spec", self.spec, "None when an env is given (the env defines the shapes)")
         if isinstance(self.env, str) and self.env in TASKS and self.observation_space is None:
             env = make_team_env(self.env, self.env_config)
             self.observation_space, self.action_space = env.observation_space, env.action_space
             env.close()
         if self.observation_space is None:
-            self._fail("env", self.env, f"a registered team task ({sorted(TASKS)}) or explicit observation/action spaces")
+            self._fail("env", self.env, f"a registered team task ({sorted(TASKS)}), explicit observation/action spaces, "
+                                        "or None to train from the dataset alone")
+
+    def dataset_only_spec(self) -> TeamSpec:
+        """The team shapes of a run without env: ``spec`` if given, else the dataset card's ``spec``."""
+        from rllib_cfcql.data.offline import find_cards, resolve_inputs
+        from rllib_cfcql.data.schema import DatasetError
+        from rllib_cfcql.data.validate import card_team_spec, team_spec_from_mapping
+
+        if not self.input_ or self.input_ == "sampler":
+            self._fail("input_", self.input_, "the path(s) of a team dataset, e.g. .offline_data(input_=['my_logs'])")
+        try:
+            files, _ = resolve_inputs(self.input_)
+            cards = find_cards(files)
+            if self.spec is not None:
+                spec = team_spec_from_mapping(self.spec, "CFCQLConfig.spec")
+                for path, card in cards:
+                    if card.get("spec") and card_team_spec(card, str(path)) != spec:
+                        raise DatasetError(f"CFCQLConfig.spec={self.spec} disagrees with the card {path}: "
+                                           f"spec {card['spec']}; leave spec unset to use the card's")
+                return spec
+            if not cards:
+                raise DatasetError(f"no env and no {files[0].parent}/card.json: give the team's shapes with "
+                                   "spec={'n_agents': n, 'obs_dim': O, 'state_dim': S, 'n_actions': A, "
+                                   "'continuous': False}, or an env")
+            path, card = cards[0]
+            return card_team_spec(card, str(path))
+        except DatasetError as e:
+            raise ValueError(f"CFCQLConfig: cannot train from the dataset alone: {e}") from None
 
     def _validate_continuous(self, number) -> None:
         if self.resolved_batch_unit != "transitions":
@@ -466,7 +514,11 @@ class CFCQLConfig(AlgorithmConfig):
 
 
 class CFCQL(Algorithm):
-    """Counterfactual Conservative Q-Learning (offline, cooperative, discrete actions)."""
+    """Counterfactual Conservative Q-Learning (offline, cooperative; the task's action space picks the
+    mixer variant for discrete actions or the centralised-critic variant for continuous ones)."""
+
+    #: ``rllib train`` accepts ``env: null``: the shapes come from the dataset card or ``spec``
+    trains_without_env = True
 
     @classmethod
     def get_default_config(cls) -> CFCQLConfig:
@@ -492,7 +544,7 @@ class CFCQL(Algorithm):
         super().setup(config)
         spec = self.config.team_spec()
         od: TeamOfflineData = self.offline_data
-        check_card_matches(od.card, self.config.env, spec)
+        check_card_matches(od.card, self.config.env, spec, where=str(od.files[0].parent))
         episodes = od.load_episodes(spec)
         self.reference_returns = self.config.reference_returns or (od.card or {}).get("reference_returns")
         self.dataset_info = {
@@ -549,6 +601,70 @@ class CFCQL(Algorithm):
             reduce="lifetime_sum",
         )
 
+    # ------------------------------------------------------------ inference
+    def get_module(self, module_id: str = DEFAULT_MODULE_ID):
+        """The trained RLModule, whether or not the algorithm has EnvRunners.
+
+        An offline algorithm has no training EnvRunners (RLlib's version would look there): this
+        returns the learner's module when the learner runs in this process, else a copy built
+        here with the first remote learner's current weights.
+        """
+        if self.env_runner is not None:
+            return super().get_module(module_id)
+        if self.learner_group.is_local:
+            return self.learner_group._learner.module[module_id]
+        from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_RL_MODULE
+
+        state = self.learner_group.get_state(components=f"{COMPONENT_LEARNER}/{COMPONENT_RL_MODULE}/{module_id}")
+        module = self.config.get_rl_module_spec().build()
+        module.set_state(state[COMPONENT_LEARNER][COMPONENT_RL_MODULE][module_id])
+        return module.eval()
+
+    def compute_single_action(self, observation=None, state=None, *, explore=None, **kwargs):
+        """The team's greedy decentralised action for one team observation (RLlib's old-stack call,
+        for the new stack's team module; works without EnvRunners).
+
+        ``observation``: the team env's observation dict (``obs`` [n, O], ``action_mask`` [n, A] for
+        discrete tasks, ``state`` ignored), or just the ``obs`` array (all actions available).
+        Returns the joint action ([n] ints, or [n, d] floats in [-1, 1]); with ``state`` given
+        (start from ``algo.get_module().get_initial_state()`` for a recurrent agent) returns
+        ``(action, state_out, {})`` as RLlib's did, ``state_out`` to pass at the next step.
+        """
+        import numpy as np
+        import torch
+
+        if kwargs:
+            raise TypeError(f"CFCQL.compute_single_action: unsupported argument(s) {sorted(kwargs)}")
+        if explore:
+            raise ValueError("CFCQL.compute_single_action: CFCQL's policy is greedy; explore=True is not supported")
+        module = self.get_module()
+        spec = self.config.team_spec()
+        if isinstance(observation, dict):
+            obs, mask = observation[K.OBS], observation.get(K.ACTION_MASK)
+        else:
+            obs, mask = observation, None
+        obs = np.asarray(obs, np.float32)
+        if obs.size != spec.n_agents * spec.obs_dim:
+            raise ValueError(f"CFCQL.compute_single_action: obs has shape {obs.shape}, expected "
+                             f"({spec.n_agents}, {spec.obs_dim})")
+        device = next(module.parameters()).device
+        o = torch.as_tensor(obs.reshape(1, spec.n_agents, spec.obs_dim), device=device)
+        m = None
+        if not spec.continuous:
+            m = torch.ones(1, spec.n_agents, spec.n_actions, device=device) if mask is None else \
+                torch.as_tensor(np.asarray(mask, np.float32).reshape(1, spec.n_agents, spec.n_actions), device=device)
+        s_in = None
+        if state:
+            s_in = {k: torch.as_tensor(np.asarray(v), device=device).reshape(1, *np.shape(v)) for k, v in state.items()}
+        elif module.is_stateful():
+            s_in = {k: torch.as_tensor(v, device=device)[None] for k, v in module.get_initial_state().items()}
+        with torch.no_grad():
+            actions, s_out = module.greedy_step(o, m, s_in)
+        action = actions[0].cpu().numpy()
+        if state is None:
+            return action
+        return action, {k: v[0].cpu().numpy() for k, v in s_out.items()}, {}
+
     def restore_from_path(self, path, *args, **kwargs):
         # Algorithm.restore_from_path (Ray 2.60) syncs weights to `env_runner_group`, which an
         # offline algorithm does not have; restore the components directly instead (evaluation
@@ -572,11 +688,3 @@ class CFCQL(Algorithm):
                 runner[K.NORMALIZED_SCORE] = score
         return results
 
-
-def _register_on_import() -> None:
-    import rllib_cfcql
-
-    rllib_cfcql.register()
-
-
-_register_on_import()

@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any, Dict
@@ -26,6 +25,7 @@ from rllib_cfcql import losses as L
 from rllib_cfcql.data.schema import EpisodeArrays
 from rllib_cfcql.data.store import EpisodeStore
 from rllib_cfcql.nets import AgentNet, episode_agent_inputs
+from rllib_cfcql.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -110,9 +110,7 @@ def pretrain_behaviour(
     best, best_state, bad, t0 = float("inf"), None, 0, time.perf_counter()
     bar = None
     if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=steps, desc="pre-training behaviour model β (BC)", unit="step", file=sys.stderr, mininterval=5.0)
+        bar = progress_bar(steps, "pre-training behaviour model β (BC)")
     step = 0
     for step in range(1, steps + 1):
         nll, _ = _nll_acc(net, train_store.sample(batch_size), arch, n_actions)
@@ -186,9 +184,7 @@ def pretrain_vae(
     best, best_state, bad, t0, step = float("inf"), None, 0, time.perf_counter(), 0
     bar = None
     if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=steps, desc="pre-training behaviour VAE (λ)", unit="step", file=sys.stderr, mininterval=5.0)
+        bar = progress_bar(steps, "pre-training behaviour VAE (λ)")
     for step in range(1, steps + 1):
         j = train_idx[torch.randint(len(train_idx), (batch_size,), generator=g)]
         loss, _ = vae.elbo_loss(states[j], actions[j], kl_weight)

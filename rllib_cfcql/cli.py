@@ -126,6 +126,16 @@ REPORTER_METRICS = {
     "evaluation/env_runners/normalized_score": "norm. score",
 }
 
+#: What the summary of a run without evaluation reports: result path -> title.
+TRAINING_SUMMARY_METRICS = {
+    "learners/default_policy/td_loss": "td_loss",
+    "learners/default_policy/penalty": "penalty",
+    "learners/default_policy/bc_loss": "bc_loss",
+    "learners/default_policy/critic_loss": "critic_loss",
+    "learners/default_policy/actor_loss": "actor_loss",
+    "num_env_steps_sampled_lifetime": "samples trained",
+}
+
 EVAL_RETURN_KEY = "evaluation/env_runners/episode_return_mean"
 NORMALIZED_SCORE_KEY = "evaluation/env_runners/normalized_score"
 
@@ -805,7 +815,7 @@ def build_param_space(
                 f"`env: {env}` (experiment) and `config.env: {raw['env']}`."
             )
         env = raw.pop("env")
-    if env is None:
+    if env is None and not getattr(algo_cls, "trains_without_env", False):
         raise ConfigError(
             f"{source}: experiment {spec.name!r} has no `env`; add `env: <name>`."
         )
@@ -917,8 +927,19 @@ def _format_params(config: Mapping[str, Any], paths: List[Tuple[Any, ...]]) -> s
     return ", ".join(parts)
 
 
-def _print_summary(result_grid: Any, spec: ExperimentSpec, grid_paths, out=None) -> int:
-    """Prints a per-trial summary; returns 1 if any trial errored, else 0."""
+def _print_error(r: Any, out) -> None:
+    err_file = os.path.join(str(r.path), "error.txt") if r.path else None
+    if err_file and os.path.exists(err_file):
+        print(f"  error file         : {err_file}", file=out)
+    first = str(r.error).strip().splitlines()
+    print(f"  error              : {first[-1] if first else type(r.error).__name__}", file=out)
+
+
+def _print_summary(result_grid: Any, spec: ExperimentSpec, grid_paths, out=None, evaluated: bool = True) -> int:
+    """Prints a per-trial summary; returns 1 if any trial errored, else 0.
+
+    ``evaluated=False`` (a run without env): training metrics instead of evaluation returns.
+    """
     out = out or sys.stdout
     results = list(result_grid)
     n_err = 0
@@ -939,6 +960,17 @@ def _print_summary(result_grid: Any, spec: ExperimentSpec, grid_paths, out=None)
         if params:
             print(f"  params             : {params}", file=out)
         print(f"  iterations         : {_fmt_num(metrics.get('training_iteration'))}", file=out)
+        if not evaluated:
+            print("  evaluation         : off (no env: trained from the dataset alone)", file=out)
+            for key, title in TRAINING_SUMMARY_METRICS.items():
+                value = _lookup(metrics, key)
+                if value is not None:
+                    print(f"  {title:<19}: {_fmt_num(value)}", file=out)
+            ckpt = getattr(r, "checkpoint", None)
+            print(f"  last checkpoint    : {ckpt.path if ckpt is not None else 'none'}", file=out)
+            if r.error:
+                _print_error(r, out)
+            continue
         best, best_it, last, last_it = _best_and_last_eval(r)
         final = _lookup(metrics, EVAL_RETURN_KEY)
         if final is None and last is not None:
@@ -952,11 +984,7 @@ def _print_summary(result_grid: Any, spec: ExperimentSpec, grid_paths, out=None)
         ckpt = getattr(r, "checkpoint", None)
         print(f"  last checkpoint    : {ckpt.path if ckpt is not None else 'none'}", file=out)
         if r.error:
-            err_file = os.path.join(str(r.path), "error.txt") if r.path else None
-            if err_file and os.path.exists(err_file):
-                print(f"  error file         : {err_file}", file=out)
-            first = str(r.error).strip().splitlines()
-            print(f"  error              : {first[-1] if first else type(r.error).__name__}", file=out)
+            _print_error(r, out)
     print("", file=out)
     if n_err:
         print(f"{n_err} of {len(results)} trial(s) errored.", file=out)
@@ -1000,6 +1028,27 @@ def _check_cluster_fits(algo_cls: Any, config: Any) -> Optional[str]:
     return None
 
 
+def check_datasets(config0: Any, param_space: Mapping[str, Any]) -> None:
+    """Validates every dataset a run would read, in this process and before Ray starts
+    (:func:`rllib_cfcql.data.validate.preflight`): a bad file fails as one ConfigError line naming
+    the file, row and problem. Grid-search points over ``input_`` are each checked."""
+    if not hasattr(config0, "team_spec"):
+        return  # not a team-dataset algorithm
+    from rllib_cfcql.data.schema import DatasetError
+    from rllib_cfcql.data.validate import preflight
+
+    inputs = [config0.input_]
+    for key in ("input_", "input"):
+        value = param_space.get(key)
+        if isinstance(value, Mapping) and "grid_search" in value:
+            inputs = list(value["grid_search"])
+    for inp in inputs:
+        try:
+            preflight(inp, config0.team_spec(), config0.env, bool(getattr(config0, "trust_dataset_card", False)))
+        except DatasetError as e:
+            raise ConfigError(f"dataset: {e}") from None
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Implements ``rllib train`` for parsed ``args``; returns the exit code.
 
@@ -1017,6 +1066,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     algo_cls, param_space, config0 = build_param_space(spec, cli_config)
     grid_paths = grid_search_paths(param_space)
+    if not args.no_dataset_check:
+        check_datasets(config0, param_space)
 
     ckpt = dict(spec.checkpoint_config)
     if args.checkpoint_freq is not None:
@@ -1028,6 +1079,17 @@ def run_train(args: argparse.Namespace) -> int:
     storage_path = args.storage_path or "./results"
     if "://" not in storage_path:
         storage_path = os.path.abspath(os.path.expanduser(storage_path))
+    resume_path = None
+    if args.resume is not None:
+        resume_path = args.resume or os.path.join(storage_path, name)
+        if "://" not in resume_path:
+            resume_path = os.path.abspath(os.path.expanduser(resume_path))
+            if not os.path.exists(os.path.join(resume_path, "tuner.pkl")):
+                raise ConfigError(
+                    f"--resume: {resume_path} holds no Tune experiment to resume (no tuner.pkl); "
+                    "give the experiment directory printed by the interrupted run "
+                    "(<storage-path>/<name>)"
+                )
 
     if args.dry_run:
         print(f"experiment   : {name}  (from {spec.source})")
@@ -1039,6 +1101,8 @@ def run_train(args: argparse.Namespace) -> int:
             print("grid search  : " + ", ".join("/".join(map(str, p)) for p in grid_paths))
         print(f"checkpoint   : {ckpt}")
         print(f"storage_path : {storage_path}")
+        if resume_path:
+            print(f"resume       : {resume_path}")
         print("config OK (validated; --dry-run, nothing was run).")
         return 0
 
@@ -1072,21 +1136,29 @@ def run_train(args: argparse.Namespace) -> int:
         )
 
     verbose = min(1 + (args.verbose or 0), 3)
-    tuner = tune.Tuner(
-        algo_cls,
-        param_space=param_space,
-        tune_config=tune.TuneConfig(num_samples=num_samples),
-        run_config=tune.RunConfig(
-            name=name,
-            storage_path=storage_path,
-            stop=spec.stop or None,
-            checkpoint_config=tune.CheckpointConfig(**ckpt),
-            verbose=verbose,
-            progress_reporter=reporter,
-        ),
-    )
+    if resume_path:
+        # Tune's restore: unfinished (e.g. killed) trials continue from their last checkpoint,
+        # with the stop criteria, checkpointing and param space of the interrupted run
+        print(f"resuming {resume_path} from its last checkpoints")
+        tuner = tune.Tuner.restore(resume_path, trainable=algo_cls, param_space=param_space,
+                                   resume_unfinished=True, resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            algo_cls,
+            param_space=param_space,
+            tune_config=tune.TuneConfig(num_samples=num_samples),
+            run_config=tune.RunConfig(
+                name=name,
+                storage_path=storage_path,
+                stop=spec.stop or None,
+                checkpoint_config=tune.CheckpointConfig(**ckpt),
+                verbose=verbose,
+                progress_reporter=reporter,
+            ),
+        )
     result_grid = tuner.fit()
-    return _print_summary(result_grid, spec, grid_paths)
+    evaluated = bool(getattr(config0, "evaluation_interval", None))
+    return _print_summary(result_grid, spec, grid_paths, evaluated=evaluated)
 
 
 # ---------------------------------------------------------------------------
@@ -1099,15 +1171,16 @@ Train an algorithm from an RLlib tuned-example YAML file with Ray Tune.
 The file holds exactly one experiment:
 
   <experiment_name>:
-    env: <registered env name>
+    env: <registered env name>       # or null: train from the dataset alone
     run: CFCQL
     stop: {training_iteration: 100}
     config: {lr: 0.0003, ...}
     checkpoint_config: {checkpoint_frequency: 10}   # optional
     num_samples: 1                                   # optional
 
-Any value under `config` may be `{grid_search: [a, b, ...]}`.
-Exit codes: 0 success, 1 a trial failed, 2 usage or config error.
+Any value under `config` may be `{grid_search: [a, b, ...]}`. The dataset is read
+and validated before Ray starts. `--resume` continues an interrupted experiment.
+Exit codes: 0 success, 1 a trial failed, 2 usage, config or dataset error.
 """
 
 
@@ -1131,8 +1204,13 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray-num-cpus", type=int, metavar="N",
                    help="logical CPUs for a local Ray instance "
                         "(default: max(cpu_count, 4); ignored with RAY_ADDRESS)")
+    p.add_argument("--resume", nargs="?", const="", default=None, metavar="DIR",
+                   help="continue an interrupted experiment from its last checkpoints (Tune's restore); "
+                        "DIR defaults to <storage-path>/<name>")
+    p.add_argument("--no-dataset-check", action="store_true",
+                   help="skip reading and validating the dataset before Ray starts")
     p.add_argument("--dry-run", action="store_true",
-                   help="load and validate the file and options, then exit")
+                   help="load and validate the file, the options and the dataset, then exit")
     p.add_argument("-v", "--verbose", action="count", default=0,
                    help="more Tune output (-v: trial results, -vv: full results)")
 
@@ -1170,6 +1248,10 @@ def rllib_main(argv: Optional[List[str]] = None) -> int:
 def cfcql_main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``rllib-cfcql`` command (``train`` and ``data``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "export":
+        from rllib_cfcql.export import main as export_main
+
+        return int(export_main(argv[1:]) or 0)
     if argv and argv[0] == "data":
         try:
             from rllib_cfcql.data.commands import main as data_main
@@ -1193,6 +1275,10 @@ def cfcql_main(argv: Optional[List[str]] = None) -> int:
     _add_train_arguments(train)
     sub.add_parser(
         "data", help="offline-dataset tools (see `rllib-cfcql data --help`)",
+        add_help=False,
+    )
+    sub.add_parser(
+        "export", help="export a checkpoint's policy to TorchScript/ONNX (see `rllib-cfcql export --help`)",
         add_help=False,
     )
     args = parser.parse_args(argv)

@@ -17,27 +17,14 @@ def evaluate_module(module, task: str, env_config: dict, episodes: int, seed: in
     """Returns the team return of each of ``episodes`` greedy episodes (env seeds seed+k)."""
     env = make_team_env(task, env_config)
     out = np.zeros(episodes)
-    if hasattr(module, "actor"):  # continuous: deterministic decentralised actors
-        device = next(module.actor.parameters()).device
-        for k in range(episodes):
-            obs, _ = env.reset(seed=seed + k)
-            done, ret = False, 0.0
-            while not done:
-                a = module.actor(torch.as_tensor(obs[K.OBS], device=device)[None])[0]
-                obs, r, term, trunc, _ = env.step(a.cpu().numpy())
-                ret += r
-                done = term or trunc
-            out[k] = ret
-        env.close()
-        return out
-    device = next(module.agent.parameters()).device
+    device = next(module.parameters()).device
     for k in range(episodes):
         obs, _ = env.reset(seed=seed + k)
         state = {key: torch.as_tensor(v, device=device)[None] for key, v in module.get_initial_state().items()} or None
         done, ret = False, 0.0
         while not done:
             o = torch.as_tensor(obs[K.OBS], device=device)[None]
-            m = torch.as_tensor(obs[K.ACTION_MASK], device=device)[None]
+            m = torch.as_tensor(obs[K.ACTION_MASK], device=device)[None] if K.ACTION_MASK in obs else None
             a, state = module.greedy_step(o, m, state)
             obs, r, term, trunc, _ = env.step(a[0].cpu().numpy())
             ret += r

@@ -190,6 +190,13 @@ class ContinuousCFCQLTorchRLModule(DirectActionsMixin, TorchRLModule, InferenceO
         self.target_critic.load_state_dict(self.critic.state_dict())
 
     # ---------------------------------------------------------------- acting
+    def is_stateful(self) -> bool:
+        return False
+
+    def greedy_step(self, obs: torch.Tensor, avail: torch.Tensor | None = None, state_in=None):
+        """obs [B, n, O] -> (deterministic actions [B, n, d], {}): the discrete module's signature."""
+        return self.actor(obs), {}
+
     def _forward_inference(self, batch: Dict[str, Any], **kwargs) -> Dict[str, Any]:
         obs = batch[Columns.OBS][K.OBS]
         with torch.no_grad():

@@ -29,7 +29,7 @@ def dir_size(d: Path) -> int:
 
 
 def json_size(d: Path) -> int:
-    from rllib_cfcql.data.commands import validate_dataset
+    from rllib_cfcql.data.validate import validate_dataset
     from rllib_cfcql.data.writer import write_dataset
 
     _, ep = validate_dataset(d, check_hash=False)

@@ -273,7 +273,7 @@ def cut_recorded_replay(out_dir: Path, medium_steps: int, medium_meta: dict) -> 
     seen up to env step ``medium_steps``; an episode crossing the cut ends there as truncated."""
     import dataclasses
 
-    from rllib_cfcql.data.commands import validate_dataset
+    from rllib_cfcql.data.validate import validate_dataset
     from rllib_cfcql.data.writer import CARD_NAME, make_card, write_dataset
     from rllib_cfcql.envs.base import TeamSpec
 

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from rllib_cfcql.data.commands import validate_dataset
+from rllib_cfcql.data.validate import validate_dataset
 
 from .conftest import REPO
 

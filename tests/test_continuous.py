@@ -13,7 +13,7 @@ import torch
 from rllib_cfcql import CFCQLConfig
 from rllib_cfcql import keys as K
 from rllib_cfcql import losses_continuous as LC
-from rllib_cfcql.data.commands import validate_dataset
+from rllib_cfcql.data.validate import validate_dataset
 from rllib_cfcql.learner_continuous import compute_continuous_loss
 from rllib_cfcql.nets_continuous import Actors, CentralTwinCritic, ConditionalVAE, IndependentTwinCritics
 
@@ -335,5 +335,5 @@ def test_a_continuous_dataset_is_refused_for_the_discrete_task(cdata):
 
     card = json.loads((d / "card.json").read_text())
     discrete = make_team_env("mpe_spread", {"max_cycles": 10}).team_spec
-    with pytest.raises(DatasetError, match=r"n_actions: dataset 2 vs env 5.*continuous: dataset True vs env False"):
+    with pytest.raises(DatasetError, match=r"n_actions: dataset 2 vs run 5.*continuous: dataset True vs run False"):
         check_card_matches(card, "mpe_spread", discrete)

@@ -16,7 +16,7 @@ import pytest
 from rllib_cfcql import CFCQLConfig
 from rllib_cfcql import keys as K
 from rllib_cfcql.data.commands import main as data_main
-from rllib_cfcql.data.commands import read_table, validate_dataset
+from rllib_cfcql.data.validate import read_table, validate_dataset
 from rllib_cfcql.data.offline import TeamOfflineData
 from rllib_cfcql.data.schema import DatasetError, assemble_episodes, columns_from_arrow
 from rllib_cfcql.data.writer import _write_json, data_files
@@ -174,10 +174,15 @@ def test_validate_command_catches_hash_mismatch_and_reports_ok(tiny_dataset, tmp
     assert data_main(["validate", str(d)]) == 1
     assert "content hash" in capsys.readouterr().err
     card = json.loads((d / "card.json").read_text())
+    # a task name that is not registered is a user's own system: its card's `spec` gives the shapes
     card["task"] = "nope"
     (d / "card.json").write_text(json.dumps(card))
     assert data_main(["validate", str(d)]) == 1
-    assert "unknown task 'nope'" in capsys.readouterr().err
+    assert "content hash" in capsys.readouterr().err
+    del card["spec"]
+    (d / "card.json").write_text(json.dumps(card))
+    assert data_main(["validate", str(d)]) == 1
+    assert "card has no `spec`" in capsys.readouterr().err
 
 
 def test_collect_refuses_to_overwrite_and_is_deterministic(tmp_path, capsys):
@@ -198,8 +203,8 @@ def test_card_task_and_shape_mismatch_is_rejected(ray_session, tiny_dataset):
 
     d = tiny_dataset(env_config=ENV_CFG, episodes=6, seed=4)
     card = json.loads((Path(d) / "card.json").read_text())
-    with pytest.raises(DatasetError, match=r"card says task 'equal_line' but the config's env is 'mpe_spread'"):
+    with pytest.raises(DatasetError, match=r"the card says task 'equal_line' but the config's env is 'mpe_spread'"):
         check_card_matches(card, "mpe_spread", SPEC)
     spec5 = make_team_env("equal_line", {"n_agents": 5}).team_spec
-    with pytest.raises(DatasetError, match=r"n_agents: dataset 3 vs env 5"):
+    with pytest.raises(DatasetError, match=r"n_agents: dataset 3 vs run 5"):
         check_card_matches(card, "equal_line", spec5)

@@ -19,7 +19,7 @@ h5py = pytest.importorskip("h5py")
 from rllib_cfcql import keys as K  # noqa: E402
 from rllib_cfcql.data import importers  # noqa: E402
 from rllib_cfcql.data.commands import main as data_main  # noqa: E402
-from rllib_cfcql.data.commands import validate_dataset  # noqa: E402
+from rllib_cfcql.data.validate import validate_dataset  # noqa: E402
 from rllib_cfcql.data.importers import (  # noqa: E402
     IMPORTERS,
     convert_dataset,

@@ -13,7 +13,7 @@ import torch
 
 from rllib_cfcql import CFCQLConfig
 from rllib_cfcql import keys as K
-from rllib_cfcql.data.commands import validate_dataset
+from rllib_cfcql.data.validate import validate_dataset
 from rllib_cfcql.data.store import EpisodeStore
 from rllib_cfcql.learner import compute_cfcql_loss
 

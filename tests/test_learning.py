@@ -23,7 +23,7 @@ def test_cfcql_holds_up_at_n10_where_macql_collapses():
     sys.path.insert(0, str(REPO / "benchmarks"))
     from compare import run_one
 
-    from rllib_cfcql.data.commands import validate_dataset
+    from rllib_cfcql.data.validate import validate_dataset
 
     ds = REPO / "offline_data" / "equal_line_n10"
     card, episodes = validate_dataset(ds)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rllib_cfcql.data.commands import main as data_main
-from rllib_cfcql.data.commands import validate_dataset
+from rllib_cfcql.data.validate import validate_dataset
 from rllib_cfcql.data.qualities import (
     MEDIUM_SPECS,
     QUALITIES,

@@ -197,7 +197,10 @@ def test_committed_ppo_policies(task, cfg, name):
         recorded = meta["eval_returns_sampled"]
         assert len(recorded) == meta["eval_episodes"] and np.mean(recorded) == meta["eval_return_sampled"]
         got = evaluate_checkpoint(d / f"{role}.pt", task, cfg, 5, 1_000_003, "sample")
-        assert got == recorded[:5], role
+        # recorded on another CPU: float32 matmuls may round differently there (seen: -28.32243689 vs
+        # -28.32243605 on continuous spread), so compare at 1e-4 relative / 1e-3 absolute — far below
+        # the gaps between the episodes' returns, which a wrong checkpoint or seed would change
+        np.testing.assert_allclose(got, recorded[:5], rtol=1e-4, atol=1e-3, err_msg=role)
     r_random = expert["random_return"]
     assert r_random < medium["eval_return_sampled"] < expert["eval_return_sampled"]
     norm = 100 * (medium["eval_return_sampled"] - r_random) / (expert["eval_return_sampled"] - r_random)
@@ -218,7 +221,7 @@ def test_collect_trained_medium_replay_is_seeded_and_recorded_in_the_card(tmp_pa
     policy sequence: deterministic for a seed, described in the card, references from the trained
     expert; `--behaviours scripted` still gives the scripted family."""
     from rllib_cfcql.data.commands import main as data_main
-    from rllib_cfcql.data.commands import validate_dataset
+    from rllib_cfcql.data.validate import validate_dataset
 
     args = ["collect", "--task", "mpe_spread", "--env-config", json.dumps(CONT), "--quality", "medium-replay",
             "--episodes", "6", "--seed", "4", "--reference-episodes", "4", "--quiet"]

@@ -19,68 +19,11 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.json as pajson
-import pyarrow.parquet as pq
-
 from rllib_cfcql.data.importers import IMPORTERS, convert_dataset
-from rllib_cfcql.data.schema import PATH_COLUMN, DatasetError, EpisodeArrays, assemble_episodes, columns_from_arrow
-from rllib_cfcql.data.writer import CARD_NAME, FORMATS, collect, data_files, files_hash
-from rllib_cfcql.envs import TASKS, make_team_env
-
-
-def read_table(path: Path) -> pa.Table:
-    """Read one data file in-process (pyarrow) with a `path` column, as ray.data does."""
-    from rllib_cfcql.data.offline import check_file
-
-    check_file(path)
-    try:
-        t = pq.read_table(path) if path.suffix == ".parquet" else pajson.read_json(path)
-    except Exception as e:
-        raise DatasetError(f"{path}: cannot be read: {e}") from None
-    return t.append_column(PATH_COLUMN, pa.array([str(path)] * t.num_rows))
-
-
-def load_card(directory: Path) -> dict:
-    p = directory / CARD_NAME
-    if not p.exists():
-        raise DatasetError(f"{directory}: no {CARD_NAME} (a team dataset is a directory with data-*.parquet|json and card.json)")
-    with open(p) as f:
-        return json.load(f)
-
-
-def validate_dataset(directory: str | Path, check_hash: bool = True) -> tuple[dict, EpisodeArrays]:
-    """Full validation of a dataset directory; raises DatasetError on the first problem."""
-    d = Path(directory)
-    if not d.is_dir():
-        raise DatasetError(f"{d}: not a dataset directory")
-    card = load_card(d)
-    task = card.get("task")
-    if task not in TASKS:
-        raise DatasetError(f"{d / CARD_NAME}: unknown task {task!r}; known: {sorted(TASKS)}")
-    spec = make_team_env(task, card.get("env_config", {})).team_spec
-    files = data_files(d)
-    if not files:
-        raise DatasetError(f"{d}: no data-*.parquet or data-*.json files")
-    listed = card.get("files")
-    if listed is not None and sorted(listed) != [f.name for f in files]:
-        raise DatasetError(f"{d}: files {[f.name for f in files]} differ from the card's list {sorted(listed)}")
-    from rllib_cfcql.data.offline import check_file
-
-    for f in files:  # a truncated/empty file is named as such, not only as a hash mismatch
-        check_file(f)
-    if check_hash and card.get("content_hash"):
-        h = files_hash(files)
-        if h != card["content_hash"]:
-            raise DatasetError(f"{d}: content hash {h} does not match the card's {card['content_hash']} (files changed after collection)")
-    parts = [columns_from_arrow(read_table(f), spec) for f in files]
-    cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    ep = assemble_episodes(cols, spec)
-    for key, val in (("transitions", ep.num_transitions), ("episodes", ep.num_episodes)):
-        if key in card and int(card[key]) != val:
-            raise DatasetError(f"{d}: the card says {key}={card[key]} but the files hold {val}")
-    return card, ep
+from rllib_cfcql.data.schema import DatasetError
+from rllib_cfcql.data.validate import load_card, validate_dataset
+from rllib_cfcql.data.writer import FORMATS, collect, data_files
+from rllib_cfcql.envs import TASKS
 
 
 def _cmd_collect(a) -> int:
@@ -125,20 +68,28 @@ def _cmd_inspect(a) -> int:
     d = Path(a.path)
     card = load_card(d)
     size = sum(f.stat().st_size for f in data_files(d))
-    refs = card["reference_returns"]
+    refs = card.get("reference_returns")
+    ret = card.get("return") or {}
     rows = [
-        ("task", f"{card['task']} {json.dumps(card.get('env_config', {}))}"),
-        ("shapes", json.dumps(card["spec"])),
+        ("task", f"{card.get('task') or '(none: dataset-only)'} {json.dumps(card.get('env_config', {}))}"),
+        ("shapes", json.dumps(card.get("spec"))),
         ("quality / behaviour", f"{card.get('quality')} / {card.get('behaviour_policy')}"),
-        ("episodes / transitions", f"{card['episodes']} / {card['transitions']}"),
-        ("return mean ± std [min, max]",
-         f"{card['return']['mean']:.3f} ± {card['return']['std']:.3f} [{card['return']['min']:.3f}, {card['return']['max']:.3f}]"),
-        ("reference returns", f"random {refs['random']:.3f}, expert {refs['expert']:.3f}"),
-        ("normalised score of the data",
-         f"{100 * (card['return']['mean'] - refs['random']) / (refs['expert'] - refs['random']):.1f}"),
-        ("files", f"{', '.join(card['files'])} ({size / 1e6:.2f} MB, {card['format']})"),
-        ("content hash", card["content_hash"]),
-        ("seed / collected in", f"{card['seed']} / {card.get('collection_seconds')} s"),
+        ("episodes / transitions", f"{card.get('episodes')} / {card.get('transitions')}"),
+    ]
+    if ret:
+        rows.append(("return mean ± std [min, max]",
+                     f"{ret['mean']:.3f} ± {ret['std']:.3f} [{ret['min']:.3f}, {ret['max']:.3f}]"))
+    if refs:
+        rows.append(("reference returns", f"random {refs['random']:.3f}, expert {refs['expert']:.3f}"))
+        if ret:
+            rows.append(("normalised score of the data",
+                         f"{100 * (ret['mean'] - refs['random']) / (refs['expert'] - refs['random']):.1f}"))
+    else:
+        rows.append(("reference returns", "none (no normalised score)"))
+    rows += [
+        ("files", f"{', '.join(card.get('files', []))} ({size / 1e6:.2f} MB, {card.get('format')})"),
+        ("content hash", card.get("content_hash")),
+        ("seed / collected in", f"{card.get('seed')} / {card.get('collection_seconds')} s"),
     ]
     w = max(len(k) for k, _ in rows)
     for k, v in rows:
@@ -152,7 +103,7 @@ def _cmd_validate(a) -> int:
     except DatasetError as e:
         print(f"INVALID: {e}", file=sys.stderr)
         return 1
-    print(f"OK: {a.path}: {ep.num_episodes} episodes, {ep.num_transitions} transitions, task {card['task']}")
+    print(f"OK: {a.path}: {ep.num_episodes} episodes, {ep.num_transitions} transitions, task {card.get('task') or '(dataset-only)'}")
     return 0
 
 

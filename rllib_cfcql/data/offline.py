@@ -88,20 +88,22 @@ def check_file(f: Path) -> None:
             ) from None
 
 
-def find_card(files: list[Path]) -> dict | None:
-    cards = []
-    for d in sorted({f.parent for f in files}):
-        p = d / CARD_NAME
-        if p.exists():
-            with open(p) as fh:
-                cards.append((p, json.load(fh)))
-    if not cards:
-        return None
-    first_path, first = cards[0]
+def find_cards(files: list[Path]) -> list[tuple[Path, dict]]:
+    """(card path, card) of every directory holding ``files`` that has a card; the cards must agree
+    on the task and shapes."""
+    from rllib_cfcql.data.validate import load_card
+
+    cards = [(d / CARD_NAME, load_card(d)) for d in sorted({f.parent for f in files}) if (d / CARD_NAME).exists()]
     for p, c in cards[1:]:
+        first_path, first = cards[0]
         if c.get("task") != first.get("task") or c.get("spec") != first.get("spec"):
             raise DatasetError(f"{p}: dataset card task/spec differs from {first_path}; cannot train on both")
-    return first
+    return cards
+
+
+def find_card(files: list[Path]) -> dict | None:
+    cards = find_cards(files)
+    return cards[0][1] if cards else None
 
 
 class TeamOfflineData(OfflineData):
@@ -139,7 +141,12 @@ class TeamOfflineData(OfflineData):
             ctx.scheduling_strategy_large_args = strategy
         super().__init__(resolved)
         self.config = config
-        self.card = find_card(self.files)
+        from rllib_cfcql.data.validate import check_content_hash
+
+        cards = find_cards(self.files)
+        for path, card in cards:
+            check_content_hash(path.parent, card, trust=bool(getattr(config, "trust_dataset_card", False)))
+        self.card = cards[0][1] if cards else None
         self.read_seconds: float | None = None
         # Start reading now, in the background: ray.data's first execution takes seconds to
         # spin up, and overlapping it with the EnvRunner/Learner start-up keeps the time to
@@ -177,11 +184,12 @@ class TeamOfflineData(OfflineData):
         return episodes
 
 
-def check_card_matches(card: dict | None, task: Any, spec: TeamSpec) -> None:
+def check_card_matches(card: dict | None, task: Any, spec: TeamSpec, where: str = "dataset card") -> None:
+    """The card's task (when the run names one) and shapes must be the run's."""
     if card is None:
         return
     if isinstance(task, str) and card.get("task") not in (None, task):
-        raise DatasetError(f"dataset card says task {card.get('task')!r} but the config's env is {task!r}")
+        raise DatasetError(f"{where}: the card says task {card.get('task')!r} but the config's env is {task!r}")
     cs = card.get("spec")
     if cs:
         mine = spec.to_dict()
@@ -190,5 +198,6 @@ def check_card_matches(card: dict | None, task: Any, spec: TeamSpec) -> None:
             diff["continuous"] = (bool(cs.get("continuous", False)), mine["continuous"])
         if diff:
             raise DatasetError(
-                "dataset shapes do not match the task: " + ", ".join(f"{k}: dataset {a} vs env {b}" for k, (a, b) in diff.items())
+                f"{where}: dataset shapes do not match the run's: "
+                + ", ".join(f"{k}: dataset {a} vs run {b}" for k, (a, b) in diff.items())
             )

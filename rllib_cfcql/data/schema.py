@@ -70,9 +70,49 @@ def step_columns(spec: TeamSpec) -> tuple[str, ...]:
 
 
 def _where(table: pa.Table, row: int) -> str:
-    if PATH_COLUMN in table.column_names:
+    if PATH_COLUMN in table.column_names and table.num_rows > row:
         return f"{table.column(PATH_COLUMN)[row].as_py()}"
     return "<dataset>"
+
+
+def _is_list(t: pa.DataType) -> bool:
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+
+
+def _type_ok(t: pa.DataType, kind: str) -> bool:
+    if kind == "int":
+        return pa.types.is_integer(t)
+    if kind == "number":
+        return pa.types.is_integer(t) or pa.types.is_floating(t)
+    if kind == "bool":
+        return pa.types.is_boolean(t) or pa.types.is_integer(t)
+    raise AssertionError(kind)
+
+
+def column_kinds(spec: TeamSpec) -> dict[str, tuple[bool, str, str]]:
+    """column -> (is a list, value kind, the type to name in messages)."""
+    vec = (True, "number", "list<float32>")
+    kinds = {K.EPISODE_ID: (False, "int", "int64"), K.T: (False, "int", "int32"),
+             K.OBS: vec, K.STATE: vec, K.NEXT_OBS: vec, K.NEXT_STATE: vec,
+             K.REWARD: (False, "number", "float32"),
+             K.TERMINATED: (False, "bool", "bool"), K.TRUNCATED: (False, "bool", "bool")}
+    if spec.continuous:
+        kinds[K.ACTIONS] = vec
+    else:
+        kinds.update({K.ACTIONS: (True, "int", "list<int64>"), K.ACTION_MASK: vec, K.NEXT_ACTION_MASK: vec})
+    return kinds
+
+
+def check_column_types(table: pa.Table, spec: TeamSpec) -> None:
+    """Every schema column has a type the schema allows (no silent casts of strings or floats)."""
+    for name, (is_list, kind, expected) in column_kinds(spec).items():
+        t = table.schema.field(name).type
+        value_t = t.value_type if _is_list(t) else t
+        if _is_list(t) != is_list or not _type_ok(value_t, kind):
+            also = {"number": " (any integer or float type is accepted)", "bool": " (or integers 0/1)"}.get(kind, "")
+            raise DatasetError(
+                f"{_where(table, 0)}: column {name!r} has type {t}, expected {expected}{also}"
+            )
 
 
 def columns_from_arrow(table: pa.Table, spec: TeamSpec, source: str = "<dataset>") -> dict[str, np.ndarray]:
@@ -89,12 +129,11 @@ def columns_from_arrow(table: pa.Table, spec: TeamSpec, source: str = "<dataset>
             f"{src}: column(s) {missing} missing (the team schema needs {list(required)}); "
             "write datasets with `rllib-cfcql data collect` or rllib_cfcql.data.writer"
         )
+    check_column_types(table, spec)
     widths = _vector_widths(spec)
     out: dict[str, np.ndarray] = {}
     for name, width in widths.items():
         col = table.column(name).combine_chunks()
-        if not (pa.types.is_list(col.type) or pa.types.is_large_list(col.type) or pa.types.is_fixed_size_list(col.type)):
-            raise DatasetError(f"{_where(table, 0)}: column {name!r} must be a list, got {col.type}")
         if col.null_count:
             bad = int(np.flatnonzero(np.asarray(col.is_null()))[0])
             raise DatasetError(f"{_where(table, bad)}: column {name!r} is null at row {bad}")
@@ -119,7 +158,12 @@ def columns_from_arrow(table: pa.Table, spec: TeamSpec, source: str = "<dataset>
         col = table.column(name)
         if col.null_count:
             raise DatasetError(f"{_where(table, 0)}: column {name!r} contains nulls")
-        out[name] = np.asarray(col).astype(bool)
+        values = np.asarray(col)
+        if values.dtype != bool and not np.isin(values, (0, 1)).all():
+            r = int(np.flatnonzero(~np.isin(values, (0, 1)))[0])
+            raise DatasetError(f"{_where(table, r)}: column {name!r} is {values[r]!r} at row {r}, expected a bool "
+                               "(or the integers 0/1)")
+        out[name] = values.astype(bool)
     for name in (K.OBS, K.STATE, K.NEXT_OBS, K.NEXT_STATE, K.REWARD, K.ACTION_MASK, K.NEXT_ACTION_MASK, K.ACTIONS):
         if name not in out or out[name].dtype.kind != "f":
             continue

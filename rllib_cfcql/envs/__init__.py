@@ -33,10 +33,10 @@ def make_team_env(name: str, config: dict | None = None) -> TeamEnv:
 
 
 def register_team_envs() -> None:
-    from ray.tune.registry import register_env
+    """Register every task name as an RLlib env (``import rllib_cfcql`` already does this)."""
+    import rllib_cfcql
 
-    for name, cls in TASKS.items():
-        register_env(name, cls)
+    rllib_cfcql.register()
 
 
 __all__ = [

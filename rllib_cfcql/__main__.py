@@ -1,0 +1,7 @@
+"""``python -m rllib_cfcql ...`` is the ``rllib-cfcql`` command."""
+
+import sys
+
+from rllib_cfcql.cli import cfcql_main
+
+sys.exit(cfcql_main())
