@@ -1110,6 +1110,9 @@ def run_train(args: argparse.Namespace) -> int:
     # newer AIR output ignores custom reporters.  RAY_AIR_NEW_OUTPUT=1 in the
     # environment keeps the new output.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Tune saves the experiment state (which trial checkpoint is the latest: what --resume restores)
+    # at most every 10 s by default; a crash in that window would resume from an older checkpoint
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
 
     from ray import tune
 

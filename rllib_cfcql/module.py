@@ -25,6 +25,8 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.apis import InferenceOnlyAPI
 from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 
+from ray.util import log_once
+
 from rllib_cfcql import keys as K
 from rllib_cfcql.losses import NEG
 from rllib_cfcql.nets import AgentNet, build_agent_inputs, build_mixer, episode_agent_inputs
@@ -43,6 +45,10 @@ DEFAULT_MODEL_CONFIG: Dict[str, Any] = {
     "joint_samples": 100,
     "use_behaviour": True,
 }
+
+# RLlib 2.60's RLModule.__init__ builds a deprecated RLModuleConfig for every module, new-style
+# constructor or not, and warns about it once per process: nothing a user of this module can change
+log_once("RLModule(config=[RLModuleConfig object])")
 
 H_STATE = "h"
 PREV_ACTION = "prev_action"

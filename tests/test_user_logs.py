@@ -278,3 +278,39 @@ def test_rllib_train_without_env_reports_training_metrics(tmp_path):
     assert "td_loss" in summary and "iterations         : 2" in summary
     ckpt = summary.split("last checkpoint    : ")[1].split()[0]
     assert (tmp_path / "results").as_posix() in ckpt and json.loads(open(f"{ckpt}/rllib_checkpoint.json").read())
+
+
+def _readme_blocks(section: str, lang: str) -> list[str]:
+    text = (REPO / "README.md").read_text()
+    part = text[text.index(section):]
+    part = part[: part.index("\n## ", 1)]
+    blocks, rest = [], part
+    while f"```{lang}\n" in rest:
+        rest = rest[rest.index(f"```{lang}\n") + len(lang) + 4:]
+        blocks.append(rest[: rest.index("```")])
+        rest = rest[rest.index("```") + 3:]
+    return blocks
+
+
+def test_readme_own_logs_example_runs_from_arrays_to_an_exported_policy(tmp_path):
+    """The README's example as a user would paste it: arrays -> TeamDatasetWriter -> CFCQL without env ->
+    checkpoint -> `rllib-cfcql export` -> the README's loader, which needs only torch."""
+    train, loader = _readme_blocks("## Your own logs, no simulator", "python")
+    script = train + "\nprint('CHECKPOINT', checkpoint)\nalgo.stop()\n"
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.strip().splitlines()
+    ckpt = lines[-1].split("CHECKPOINT ")[1]
+    losses = [float(x) for x in lines[-5:-2]]
+    assert all(np.isfinite(losses))
+    action = lines[-2].strip("[]").split()
+    assert len(action) == 3 and all(0 <= int(a) < 5 for a in action)
+    card = json.loads((tmp_path / "my_logs" / "card.json").read_text())
+    assert card["episodes"] == 200 and card["transitions"] == 4000 and card["behaviour_policy"] == "line operators"
+    out = subprocess.run([sys.executable, "-m", "rllib_cfcql", "export", ckpt, "--out", "my_policy"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    check = loader + "\nimport sys\nassert 'ray' not in sys.modules\nprint(action.tolist(), hidden.shape, q.shape)\n"
+    out = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().endswith("torch.Size([3, 64]) torch.Size([3, 5])")

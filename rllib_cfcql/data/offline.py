@@ -17,6 +17,7 @@ import json
 import logging
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -137,8 +138,12 @@ class TeamOfflineData(OfflineData):
             from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
             strategy = PlacementGroupSchedulingStrategy(placement_group=pg)
-            ctx.scheduling_strategy = strategy
-            ctx.scheduling_strategy_large_args = strategy
+            with warnings.catch_warnings():
+                # Ray 2.60 marks these deprecated ("Ray Data manages scheduling internally") but its
+                # default still schedules the read outside the trial's placement group
+                warnings.simplefilter("ignore", DeprecationWarning)
+                ctx.scheduling_strategy = strategy
+                ctx.scheduling_strategy_large_args = strategy
         super().__init__(resolved)
         self.config = config
         from rllib_cfcql.data.validate import check_content_hash

@@ -161,7 +161,7 @@ def columns_from_arrow(table: pa.Table, spec: TeamSpec, source: str = "<dataset>
         values = np.asarray(col)
         if values.dtype != bool and not np.isin(values, (0, 1)).all():
             r = int(np.flatnonzero(~np.isin(values, (0, 1)))[0])
-            raise DatasetError(f"{_where(table, r)}: column {name!r} is {values[r]!r} at row {r}, expected a bool "
+            raise DatasetError(f"{_where(table, r)}: column {name!r} is {values[r].item()!r} at row {r}, expected a bool "
                                "(or the integers 0/1)")
         out[name] = values.astype(bool)
     for name in (K.OBS, K.STATE, K.NEXT_OBS, K.NEXT_STATE, K.REWARD, K.ACTION_MASK, K.NEXT_ACTION_MASK, K.ACTIONS):
