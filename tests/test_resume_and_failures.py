@@ -64,6 +64,8 @@ def _kill_session(proc: subprocess.Popen) -> None:
 
 
 def test_resume_continues_a_killed_run_from_its_last_checkpoint(tmp_path):
+    """`rllib train` (env: null) killed with SIGKILL after its second checkpoint; `--resume` restores the
+    trial from a checkpoint and finishes; the summary of a run without env reports training metrics."""
     yaml_file = _yaml(tmp_path / "r.yaml", DATA, iterations=12)
     log = open(tmp_path / "run1.log", "w")
     proc = subprocess.Popen(_train_cmd(yaml_file, "--checkpoint-freq", "2"), cwd=tmp_path, stdout=log,
@@ -84,6 +86,12 @@ def test_resume_continues_a_killed_run_from_its_last_checkpoint(tmp_path):
     out = subprocess.run(_train_cmd(yaml_file, "--resume"), cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "resuming" in out.stdout and "[TERMINATED]" in out.stdout
+    # a run without env: no evaluation, and the summary reports training metrics and the checkpoint
+    summary = out.stdout[out.stdout.index("== resume-me"):]
+    assert "evaluation         : off (no env: trained from the dataset alone)" in summary
+    assert "td_loss" in summary and "iterations         : 12" in summary
+    ckpt = summary.split("last checkpoint    : ")[1].split()[0]
+    assert ckpt.startswith(str(tmp_path / "results")) and (Path(ckpt) / "rllib_checkpoint.json").is_file()
     rows = [json.loads(line) for line in open(trial / "result.json")]
     resumed = [r for r in rows if r["iterations_since_restore"] != r["training_iteration"]]
     first = resumed[0]

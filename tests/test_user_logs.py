@@ -259,27 +259,6 @@ def test_task_names_match_the_registry():
     assert sorted(TASK_NAMES) == sorted(TASKS)
 
 
-def test_rllib_train_without_env_reports_training_metrics(tmp_path):
-    """`rllib train --file x.yaml` with `env: null` on the writer's output: exit 0, no evaluation, and a
-    summary with the training metrics and the checkpoint (the README example's path)."""
-    _write(tmp_path / "logs", _logs(episodes=30))
-    yaml_file = tmp_path / "x.yaml"
-    yaml_file.write_text(
-        "logs-only:\n  env: null\n  run: CFCQL\n  stop: {training_iteration: 2}\n  config:\n"
-        f"    input_: [{tmp_path / 'logs'}]\n    num_gradient_steps_per_iteration: 10\n    bc_pretrain_steps: 50\n"
-        "    agent_rnn: false\n    obs_last_action: false\n    batch_unit: transitions\n"
-    )
-    out = subprocess.run([sys.executable, "-m", "rllib_cfcql.cli", "train", "--file", str(yaml_file), "--storage-path",
-                          str(tmp_path / "results"), "--ray-num-cpus", "4"],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    summary = out.stdout[out.stdout.index("== logs-only"):]
-    assert "evaluation         : off (no env: trained from the dataset alone)" in summary
-    assert "td_loss" in summary and "iterations         : 2" in summary
-    ckpt = summary.split("last checkpoint    : ")[1].split()[0]
-    assert (tmp_path / "results").as_posix() in ckpt and json.loads(open(f"{ckpt}/rllib_checkpoint.json").read())
-
-
 def _readme_blocks(section: str, lang: str) -> list[str]:
     text = (REPO / "README.md").read_text()
     part = text[text.index(section):]

@@ -39,6 +39,35 @@ import numpy as np
 
 from rllib_cfcql.envs.pettingzoo_team import PettingZooTeamEnv
 
+
+def _import_gymnasium_robotics() -> None:
+    """Imports gymnasium_robotics without the release notice it prints to stderr in every process
+    (gymnasium-robotics 1.4.2: a note on its Adroit hand tasks, which no team task uses); anything
+    else it prints is passed on."""
+    import sys
+
+    if "gymnasium_robotics" in sys.modules:
+        return
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(buf):
+            import gymnasium_robotics
+        try:
+            from farama_notifications import notifications
+
+            notice = notifications.get("gymnasium_robotics", {}).get(gymnasium_robotics.__version__, "")
+        except Exception:  # noqa: BLE001 - no notices package: nothing to filter
+            notice = ""
+    finally:
+        text = buf.getvalue()
+    if notice:
+        text = text.replace(notice + "\n", "").replace(notice, "")
+    if text.strip():
+        sys.stderr.write(text)
+
 #: Where the committed behaviour-policy checkpoints live (relative to the package source tree).
 POLICY_ROOT = Path(__file__).resolve().parents[2] / "offline_data" / "policies"
 
@@ -100,6 +129,7 @@ class MaMuJoCoEnv(PettingZooTeamEnv):
         kw = _mamujoco_kwargs(config, self.task_name, self._fixed)
         self.env_kwargs = kw
         self.episode_limit = int(kw["episode_limit"])
+        _import_gymnasium_robotics()
         from gymnasium_robotics import mamujoco_v1
         from gymnasium_robotics.envs.multiagent_mujoco import mujoco_multi
 
