@@ -185,6 +185,9 @@ class CFCQLConfig(AlgorithmConfig):
         #: returns and statistics then describe other data)
         self.trust_dataset_card = False
         self.learner_torch_threads = 1  #: torch threads in a CPU learner process (0 = leave torch's default)
+        #: dataset episodes (the first of each learner's shard) on which value calibration and policy
+        #: support are measured every iteration (rllib_cfcql.diagnostics); 0 turns the diagnostics off
+        self.diagnostics_episodes = 32
         # --- offline data / evaluation defaults ---
         self.offline_data_class = TeamOfflineData
         self.input_read_method = "auto"
@@ -248,6 +251,7 @@ class CFCQLConfig(AlgorithmConfig):
         spec: Optional[Dict[str, Any]] = NotProvided,
         trust_dataset_card: Optional[bool] = NotProvided,
         learner_torch_threads: Optional[int] = NotProvided,
+        diagnostics_episodes: Optional[int] = NotProvided,
         critic: Optional[str] = NotProvided,
         actor_objective: Optional[str] = NotProvided,
         critic_hidden: Optional[int] = NotProvided,
@@ -415,6 +419,7 @@ class CFCQLConfig(AlgorithmConfig):
         number("bc_pretrain_steps", 0, integer=True)
         number("bc_lr", 0.0, lo_open=True)
         number("learner_torch_threads", 0, integer=True)
+        number("diagnostics_episodes", 0, integer=True)
         if isinstance(self.lr, (int, float)):
             number("lr", 0.0, lo_open=True)
         if self.target_cache not in (None, True, False):

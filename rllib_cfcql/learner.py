@@ -20,6 +20,7 @@ from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.utils.metrics import ALL_MODULES
 
+from rllib_cfcql import diagnostics as D
 from rllib_cfcql import keys as K
 from rllib_cfcql import losses as L
 from rllib_cfcql.data.schema import EpisodeArrays
@@ -66,6 +67,10 @@ class CFCQLTorchLearner(TorchLearner):
         self.cache_targets = self._should_cache_targets()
         if self.cache_targets:
             self._refresh_target_cache()
+        # diagnostics (rllib_cfcql.diagnostics): Monte-Carlo returns of every step, and a fixed set of episodes
+        self.store.add_extra(K.MC_RETURN, D.mc_returns(self.store.reward, self.store.filled, float(self.config.gamma)))
+        n_diag = min(int(self.config.diagnostics_episodes), self.store.num_episodes)
+        self._diag_idx = torch.arange(n_diag, device=self._device) if n_diag else None
         return {"learner_index": k, "episodes": shard.num_episodes, "transitions": shard.num_transitions}
 
     def _should_cache_targets(self) -> bool:
@@ -125,8 +130,18 @@ class CFCQLTorchLearner(TorchLearner):
         # where the time goes: drawing minibatches from the resident store vs. the update itself
         self.metrics.log_value((ALL_MODULES, K.SAMPLE_TIME), t_sample, reduce="sum")
         self.metrics.log_value((ALL_MODULES, K.UPDATE_TIME), t_update, reduce="sum")
+        if getattr(self, "_diag_idx", None) is not None:
+            for key, value in self.diagnostics().items():
+                self.metrics.log_value((DEFAULT_MODULE_ID, key), value.detach(), window=1)
         self.after_gradient_based_update(timesteps=timesteps)
         return self.metrics.reduce()
+
+    def diagnostics(self) -> Dict[str, torch.Tensor]:
+        """Value calibration and policy support on the fixed diagnostic episodes (see rllib_cfcql.diagnostics)."""
+        module = self.module[DEFAULT_MODULE_ID].unwrapped()
+        batch = self.store.episodes(self._diag_idx)
+        tail = D.tail_weights(batch[K.FILLED], batch[K.TERMINATED], float(self.config.gamma))
+        return D.discrete_diagnostics(module, batch, batch[K.MC_RETURN], tail)
 
     def _before_step(self, module) -> None:
         """Hook before each gradient step (the continuous learner picks actor steps here)."""
@@ -203,6 +218,7 @@ def compute_cfcql_loss(config, batch: Dict[str, torch.Tensor], fwd: Dict[str, to
         K.TD_LOSS: td,
         K.PENALTY: penalty,
         K.CQL_LOSS: cql,
+        K.PENALTY_TO_TD: cql.detach() / td.detach().clamp_min(1e-8),
         K.Q_TOT_MEAN: L.masked_mean(q_tot.detach(), filled),
         K.TARGET_MEAN: L.masked_mean(targets, filled),
     })

@@ -20,6 +20,7 @@ from typing import Any, Dict
 import torch
 from ray.rllib.core import DEFAULT_MODULE_ID
 
+from rllib_cfcql import diagnostics as D
 from rllib_cfcql import keys as K
 from rllib_cfcql import losses_continuous as LC
 from rllib_cfcql.learner import CFCQLTorchLearner
@@ -44,6 +45,15 @@ class ContinuousCFCQLTorchLearner(CFCQLTorchLearner):
 
     def _should_cache_targets(self) -> bool:
         return False
+
+    def diagnostics(self) -> Dict[str, torch.Tensor]:
+        module = self.module[DEFAULT_MODULE_ID].unwrapped()
+        st, idx = self.store, self._diag_idx
+        filled = st.filled[idx] > 0
+        tail = D.tail_weights(st.filled[idx], st.terminated[idx], float(self.config.gamma))
+        T = st.actions.shape[1]
+        return D.continuous_diagnostics(module, st.obs[idx, :T][filled], st.state[idx, :T][filled],
+                                        st.actions[idx][filled], st.extras[K.MC_RETURN][idx][filled], tail[filled])
 
     def set_vae_state(self, state: Dict[str, Any]) -> None:
         module = self.module[DEFAULT_MODULE_ID].unwrapped()
@@ -116,7 +126,8 @@ def compute_continuous_loss(config, batch: Dict[str, torch.Tensor], fwd: Dict[st
     penalty = pen.mean(1).sum(0).sum()  # Σ_k (Σ_i for independent critics) E_s[...]
     critic_loss = td + config.cql_alpha * penalty
     stats.update({K.TD_LOSS: td, K.PENALTY: penalty, K.CRITIC_LOSS: critic_loss, K.Q_DATA_MEAN: q_data[0].mean().detach(),
-                  K.TARGET_MEAN: y.mean()})
+                  K.TARGET_MEAN: y.mean(),
+                  K.PENALTY_TO_TD: (config.cql_alpha * penalty).detach() / td.detach().clamp_min(1e-8)})
     total = critic_loss
 
     # ---- actor
