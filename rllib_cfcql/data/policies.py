@@ -11,7 +11,9 @@ both with ε = 0.1 random moves), or ``checkpoint:<path>[@<x> | @sample]`` (a
 trained policy checkpoint, :mod:`rllib_cfcql.data.checkpoint_policy`:
 deterministic, or with ``@<x>`` N(0, x²) action noise (continuous) / ε = x
 random moves (discrete), or with ``@sample`` drawing from the policy's own
-distribution, as it acted while it was trained). For continuous tasks a random move is a
+distribution, as it acted while it was trained), or ``slots:<q>`` (Equal_Line: per episode, each
+agent independently heads for its own expert slot with probability q, else for one of the other
+n−1 slots uniformly, with ε = 0.1 random moves; see :meth:`EqualLineEnv.slot_action`). For continuous tasks a random move is a
 uniform action on [-1, 1]^d and scripted moves carry N(0, 0.1²) noise. With p < 0.5 the most frequent action of
 every agent is the medium one, so behaviour cloning lands at medium, while the
 all-expert joint behaviour (probability p^n per episode) becomes rare as the
@@ -47,7 +49,7 @@ class BehaviourPolicy:
             if arg:
                 raise ValueError(f"behaviour policy {spec!r}: {kind!r} takes no argument")
             self.arg = 0.0
-        elif kind in ("eps_expert", "mixed_agents", "medium_expert"):
+        elif kind in ("eps_expert", "mixed_agents", "medium_expert", "slots"):
             try:
                 self.arg = float(arg)
             except ValueError:
@@ -72,7 +74,7 @@ class BehaviourPolicy:
         else:
             raise ValueError(
                 f"unknown behaviour policy {spec!r}; expected random, expert, eps_expert:<eps>, mixed_agents:<p>, "
-                "medium_expert:<p> or checkpoint:<path>[@<noise std | eps> | @sample]"
+                "medium_expert:<p>, slots:<q> or checkpoint:<path>[@<noise std | eps> | @sample]"
             )
         self._eps = None
 
@@ -88,6 +90,14 @@ class BehaviourPolicy:
             self._eps = np.full(n, self.arg)
         elif self.kind == "mixed_agents":
             self._eps = np.where(rng.random(n) < self.arg, 1.0, 0.1)
+        elif self.kind == "slots":
+            if not hasattr(env, "slot_action"):
+                raise ValueError(f"behaviour policy {self.spec!r}: the task {type(env).__name__} has no slots "
+                                 "(slots:<q> is for equal_line)")
+            self._eps = np.full(n, 0.1)
+            own = rng.random(n) < self.arg
+            other = (np.arange(n) + rng.integers(1, n, n)) % n  # uniform over the n−1 other slots
+            self._slots = np.where(own, np.arange(n), other)
         else:
             self._eps = np.full(n, 0.1)
             self._expert = rng.random(n) < self.arg
@@ -98,7 +108,7 @@ class BehaviourPolicy:
         rand = _random_available(obs, rng, env)
         if self.kind == "random":
             return rand
-        expert = np.asarray(env.expert_action())
+        expert = np.asarray(env.slot_action(self._slots) if self.kind == "slots" else env.expert_action())
         continuous = env.team_spec.continuous
         if self.kind == "medium_expert":
             pick = self._expert[:, None] if continuous else self._expert

@@ -178,6 +178,15 @@ def _reference_returns(task: str, env_config: dict, episodes: int, seed: int, so
     return out
 
 
+def return_distribution(returns: np.ndarray, bins: int = 10) -> dict:
+    """Quantiles and a histogram of the episode returns (a card's picture of the data's quality)."""
+    r = np.asarray(returns, np.float64)
+    q = np.quantile(r, [0.05, 0.25, 0.5, 0.75, 0.95])
+    counts, edges = np.histogram(r, bins=bins)
+    return {"quantiles": dict(zip(("p5", "p25", "p50", "p75", "p95"), np.round(q, 4).tolist())),
+            "histogram": {"edges": np.round(edges, 4).tolist(), "counts": counts.tolist()}}
+
+
 def make_card(
     *,
     task: str,
@@ -218,6 +227,7 @@ def make_card(
             "min": float(ret.min()),
             "max": float(ret.max()),
         },
+        "return_distribution": return_distribution(ret),
         **action_stats,
         "reference_returns": {"random": references["random"], "expert": references["expert"]},
         "collection_seconds": round(collection_seconds, 2),
@@ -561,6 +571,7 @@ class TeamDatasetWriter:
             "episodes": int(len(ret)),
             "return": {"mean": float(ret.mean()), "std": float(ret.std()), "min": float(ret.min()),
                        "max": float(ret.max())},
+            "return_distribution": return_distribution(ret),
             **action_stats,
             "state": "agents' observations concatenated" if self.derive_state else "given",
             "collection_seconds": round(time.perf_counter() - self._t0, 2),

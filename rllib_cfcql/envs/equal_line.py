@@ -106,6 +106,11 @@ class EqualLineEnv(TeamEnv):
         length (slots i·L/(2(n−1))), so the team ends at half the optimal spacing (return ≈ 5)."""
         return self._head_for(np.linspace(0.0, self.line_length / 2, self.n_agents))
 
+    def slot_action(self, assignment: np.ndarray) -> np.ndarray:
+        """Agent i heads for the expert's slot ``assignment[i]`` (slots j·L/(n−1)); the team ends
+        perfectly spread exactly when ``assignment`` is a permutation."""
+        return self._head_for(np.linspace(0.0, self.line_length, self.n_agents)[np.asarray(assignment)])
+
     def expert_action(self) -> np.ndarray:
         """Scripted expert: agent i heads for slot i·L/(n−1) (a convention fixed by id)
         with the move that gets closest to it; the slots are equally spaced, so the
