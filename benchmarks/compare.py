@@ -78,7 +78,7 @@ def run_one(ds_dir, card, episodes, method, seed, a) -> dict:
     learner.set_dataset(episodes, 1, seed)
     refs = card["reference_returns"]
     norm = lambda r: 100.0 * (r - refs["random"]) / (refs["expert"] - refs["random"])  # noqa: E731
-    curve, t0 = [], time.perf_counter()
+    curve, diags, t0 = [], [], time.perf_counter()
     done = 0
     while done < a.steps:
         k = min(a.eval_every, a.steps - done)
@@ -86,8 +86,10 @@ def run_one(ds_dir, card, episodes, method, seed, a) -> dict:
         done += k
         rets = evaluate_module(module, card["task"], card["env_config"], a.eval_episodes, seed=777)
         curve.append((done, float(norm(rets.mean()))))
+        # value calibration and policy support on the learner's diagnostic episodes (docs/DIAGNOSTICS.md)
+        diags.append({"steps": done, **{k: float(v) for k, v in learner.diagnostics().items()}})
     return {"method": method, "seed": seed, "final": curve[-1][1], "best": max(s for _, s in curve),
-            "curve": curve, "seconds": round(time.perf_counter() - t0, 1)}
+            "curve": curve, "diagnostics": diags, "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def main() -> None:
@@ -133,6 +135,14 @@ def main() -> None:
         b = np.array([r["best"] for r in rows if r["method"] == method])
         summary[method] = {"final_mean": f.mean(), "final_std": f.std(), "best_mean": b.mean(), "best_std": b.std()}
         print(f"{method:8s} {f.mean():8.1f} ± {f.std():5.1f} {b.mean():8.1f} ± {b.std():5.1f}")
+    print("\nfinal diagnostics (mean over seeds): greedy = data per agent | β support | Q(a^D) − MC | "
+          "Q(greedy) − Q(a^D) | unseen tail weight")
+    for method in a.methods.split(","):
+        last = [r["diagnostics"][-1] for r in rows if r["method"] == method]
+        get = lambda k: np.nanmean([d.get(k, np.nan) for d in last])  # noqa: E731
+        print(f"{method:8s} {get('diag_agent_agreement'):6.3f} {get('diag_beta_support'):6.3f} "
+              f"{get('diag_q_minus_mc'):8.3f} {get('diag_q_greedy') - get('diag_q_data'):8.3f} "
+              f"{get('diag_tail_weight'):6.3f}")
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         with open(a.out, "w") as fh:
