@@ -21,13 +21,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow.parquet as pq
 import ray
 from ray.rllib.offline.offline_data import OfflineData
 
-from rllib_cfcql import keys as K
-from rllib_cfcql.data.schema import PATH_COLUMN, DatasetError, EpisodeArrays, assemble_episodes, columns_from_arrow
+from rllib_cfcql.data.schema import DatasetError, EpisodeArrays, assemble_parts, columns_from_arrow
 from rllib_cfcql.data.writer import CARD_NAME
 from rllib_cfcql.envs.base import TeamSpec
 
@@ -176,15 +174,8 @@ class TeamOfflineData(OfflineData):
             cause = next((m for m in reversed(msg) if m.strip()), repr(self._read_error))
             raise DatasetError(f"reading {[str(f) for f in self.files]} failed: {cause}") from None
         parts = [columns_from_arrow(batch, spec) for batch in self._batches]
-        if not parts:
-            raise DatasetError(f"{[str(f) for f in self.files]}: the dataset has no rows")
-        cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        # episode ids are unique per dataset directory; keep episodes of different directories apart
-        dirs = np.asarray([str(Path(p).parent) for p in cols[PATH_COLUMN]], dtype=object)
-        _, dir_idx = np.unique(dirs, return_inverse=True)
-        cols[K.EPISODE_ID] = cols[K.EPISODE_ID] + dir_idx.astype(np.int64) * (1 << 40)
-        episodes = assemble_episodes(cols, spec)
-        self.num_rows = int(len(cols[K.T]))
+        episodes = assemble_parts(parts, spec, str([str(f) for f in self.files]))
+        self.num_rows = episodes.num_transitions
         self.read_seconds = time.perf_counter() - self._t0
         return episodes
 

@@ -183,6 +183,24 @@ def columns_from_arrow(table: pa.Table, spec: TeamSpec, source: str = "<dataset>
     return out
 
 
+def assemble_parts(parts: Iterable[dict[str, np.ndarray]], spec: TeamSpec, where: str = "the dataset") -> EpisodeArrays:
+    """Episodes from the typed columns of several batches or files (:func:`columns_from_arrow`).
+
+    Episode ids are unique per dataset directory, so the episodes of different directories are
+    kept apart by offsetting their ids per directory.
+    """
+    from pathlib import Path
+
+    parts = list(parts)
+    if not parts or not sum(len(p[K.EPISODE_ID]) for p in parts):
+        raise DatasetError(f"{where}: the dataset has no rows")
+    cols = concat_columns(parts)
+    dirs = np.asarray([str(Path(p).parent) for p in cols[PATH_COLUMN]], dtype=object)
+    _, dir_idx = np.unique(dirs, return_inverse=True)
+    cols[K.EPISODE_ID] = cols[K.EPISODE_ID] + dir_idx.astype(np.int64) * (1 << 40)
+    return assemble_episodes(cols, spec)
+
+
 def concat_columns(parts: Iterable[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     parts = list(parts)
     if not parts:

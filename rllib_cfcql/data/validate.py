@@ -14,12 +14,11 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from rllib_cfcql.data.schema import PATH_COLUMN, DatasetError, EpisodeArrays, assemble_episodes, columns_from_arrow
+from rllib_cfcql.data.schema import PATH_COLUMN, DatasetError, EpisodeArrays, assemble_parts, columns_from_arrow
 from rllib_cfcql.data.writer import CARD_NAME, data_files, files_hash
 from rllib_cfcql.envs.base import TeamSpec
 
@@ -134,16 +133,9 @@ def check_content_hash(directory: Path, card: dict, trust: bool = False) -> None
 
 def read_episodes(files: Iterable[Path], spec: TeamSpec) -> EpisodeArrays:
     """Read and validate data files in-process; episodes of different directories stay apart."""
+    files = list(files)
     parts = [columns_from_arrow(read_table(f), spec) for f in files]
-    if not parts:
-        raise DatasetError("the dataset has no data files")
-    cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    dirs = np.asarray([str(Path(p).parent) for p in cols[PATH_COLUMN]], dtype=object)
-    _, dir_idx = np.unique(dirs, return_inverse=True)
-    cols["episode_id"] = cols["episode_id"] + dir_idx.astype(np.int64) * (1 << 40)
-    if not len(cols["episode_id"]):
-        raise DatasetError(f"{[str(f) for f in files]}: the dataset has no rows")
-    return assemble_episodes(cols, spec)
+    return assemble_parts(parts, spec, str([str(f) for f in files]))
 
 
 def validate_dataset(directory: str | Path, check_hash: bool = True) -> tuple[dict, EpisodeArrays]:
