@@ -57,7 +57,8 @@ def run_one(ds_dir, card, episodes, method, seed, a) -> dict:
                      cql_policy_samples=a.policy_samples, lambda_model=a.lambda_model, polyak_tau=a.polyak_tau)
     else:
         train = dict(METHODS[method], cql_alpha=a.alpha, cf_tau=a.tau, agent_rnn=a.rnn, obs_last_action=a.rnn,
-                     mixer=a.mixer, lr=a.lr, batch_unit="episodes" if a.rnn else "transitions",
+                     mixer=a.mixer, lr=a.lr, td_lambda=a.td_lambda,
+                     batch_unit="episodes" if a.rnn or a.batch_unit == "episodes" else "transitions",
                      train_batch_size_per_learner=a.batch, bc_pretrain_steps=a.bc_steps)
     cfg = (CFCQLConfig().environment(card["task"], env_config=card["env_config"]).offline_data(input_=[str(ds_dir)])
            .training(**train).debugging(seed=seed))
@@ -92,7 +93,7 @@ def run_one(ds_dir, card, episodes, method, seed, a) -> dict:
             "curve": curve, "diagnostics": diags, "seconds": round(time.perf_counter() - t0, 1)}
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", required=True)
     ap.add_argument("--methods", default="cfcql,macql,none,bc")
@@ -107,6 +108,9 @@ def main() -> None:
     ap.add_argument("--bc-steps", type=int, default=3000)
     ap.add_argument("--mixer", default="qmix")
     ap.add_argument("--rnn", action="store_true", help="GRU agents on episode batches (default: MLP on transitions)")
+    ap.add_argument("--batch-unit", default="transitions", choices=("transitions", "episodes"),
+                    help="discrete MLP agents: minibatches of transitions (1-step TD) or of whole episodes (TD(λ))")
+    ap.add_argument("--td-lambda", type=float, default=0.6, help="discrete, episode batches: λ of the TD(λ) targets")
     ap.add_argument("--gamma", type=float, default=0.99)
     ap.add_argument("--grad-clip", type=float, default=10.0)
     ap.add_argument("--hidden", type=int, default=64, help="continuous: actor and critic width")
@@ -114,7 +118,11 @@ def main() -> None:
     ap.add_argument("--policy-samples", action="store_true", help="continuous: CQL samples around the policies too")
     ap.add_argument("--lambda-model", default="uniform", choices=("uniform", "vae"))
     ap.add_argument("--out", default=None)
-    a = ap.parse_args()
+    return ap.parse_args(argv)
+
+
+def main() -> None:
+    a = parse_args()
     torch.set_num_threads(1)
     card, episodes = validate_dataset(a.dataset)
     rows = []

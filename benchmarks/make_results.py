@@ -92,9 +92,133 @@ def scaleout_table() -> list[str]:
     return out
 
 
+SCALING = RES / "equal_line_scaling"
+FIGS = HERE / "figures"
+COLORS = {"cfcql": "tab:red", "macql": "tab:blue", "bc": "tab:green", "none": "tab:gray"}
+LABELS = {"cfcql": "CFCQL", "macql": "MACQL", "bc": "BC", "none": "offline QMIX"}
+
+
+def _scaling_runs() -> list[dict]:
+    return [json.loads(f.read_text()) for f in sorted(SCALING.glob("n*_s*.json"))] if SCALING.exists() else []
+
+
+def _mean_std(xs):
+    import numpy as np
+
+    return float(np.mean(xs)), float(np.std(xs))
+
+
+def scaling_section(runs: list[dict]) -> list[str]:
+    """The n-scaling table and figures (benchmarks/figures/*.png) from benchmarks/results/equal_line_scaling/."""
+    if not runs:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    FIGS.mkdir(exist_ok=True)
+    ns = sorted({r["n"] for r in runs})
+    methods = [m for m in COLORS if any(r["method"] == m for r in runs)]
+    cell = {(r["n"], r["method"]): [] for r in runs}
+    for r in runs:
+        cell[(r["n"], r["method"])].append(r)
+    a = runs[0]["args"]
+    data = {r["n"]: r for r in runs}
+    out = ["## Equal_Line: the advantage as the team grows (`benchmarks/equal_line_scaling.py`)", "",
+           f"Data: `{runs[0]['policy']}` (docs/DATASETS_DESIGN.md), 1 000 episodes per n, episode limit 50 (a true terminal, as in the reference), "
+           f"made with the project's collector. Every method: {a['steps']} gradient steps, batch {a['batch']} "
+           f"transitions (MLP agents, QMIX mixer), lr {a['lr']}, γ {a['gamma']}, α = {a['alpha']} for CFCQL and "
+           f"MACQL, τ = {a['tau']}; greedy decentralised evaluation every {a['eval_every']} steps on "
+           f"{a['eval_episodes']} episodes. Normalised score 100·(R − random)/(expert − random) with the card's "
+           "scripted references; mean ± std over seeds (the number of seeds is in brackets). "
+           "`final` is the last evaluation, `best` the best one.", "",
+           "![n-scaling](figures/equal_line_scaling.png)", "",
+           "| n | data | " + " | ".join(f"{LABELS[m]} final | {LABELS[m]} best" for m in methods) + " |",
+           "|---|---|" + "---|---|" * len(methods)]
+    for n in ns:
+        d = data[n]
+        refs = d["reference_returns"]
+        dn = 100.0 * (d["data_return"]["mean"] - refs["random"]) / (refs["expert"] - refs["random"])
+        row = f"| {n} | {dn:.1f} |"
+        for m in methods:
+            rs = cell.get((n, m), [])
+            if not rs:
+                row += " | |"
+                continue
+            fm, fs = _mean_std([r["final"] for r in rs])
+            bm, bs = _mean_std([r["best"] for r in rs])
+            row += f" {fm:.1f} ± {fs:.1f} ({len(rs)}) | {bm:.1f} ± {bs:.1f} |"
+        out.append(row)
+    out.append("")
+    # figure 1: final score vs n
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for m in methods:
+        xs = [n for n in ns if cell.get((n, m))]
+        ms = [_mean_std([r["final"] for r in cell[(n, m)]]) for n in xs]
+        ax.errorbar(xs, [v[0] for v in ms], yerr=[v[1] for v in ms], label=LABELS[m], color=COLORS[m], marker="o",
+                    capsize=3)
+    dn = [100.0 * (data[n]["data_return"]["mean"] - data[n]["reference_returns"]["random"])
+          / (data[n]["reference_returns"]["expert"] - data[n]["reference_returns"]["random"]) for n in ns]
+    ax.plot(ns, dn, "k--", label="data (behaviour)")
+    ax.set_xlabel("agents n")
+    ax.set_ylabel("normalised score (final)")
+    ax.set_title(f"Equal_Line, {runs[0]['policy']}")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(FIGS / "equal_line_scaling.png", dpi=110)
+    plt.close(fig)
+    # figure 2: learning curves per n; figure 3: Q calibration per n
+    for name, ylabel, get in (
+        ("equal_line_curves.png", "normalised score", lambda r: [(s, v) for s, v in r["curve"]]),
+        ("equal_line_q_calibration.png", "mean Q_tot(s, a^D) − MC return",
+         lambda r: [(d["steps"], d.get("diag_q_minus_mc", float("nan"))) for d in r.get("diagnostics", [])]),
+    ):
+        fig, axes = plt.subplots(1, len(ns), figsize=(3.2 * len(ns), 3), squeeze=False)
+        for ax, n in zip(axes[0], ns):
+            for m in methods:
+                for k, r in enumerate(cell.get((n, m), [])):
+                    pts = get(r)
+                    if not pts or (name.startswith("equal_line_q") and m == "bc"):
+                        continue
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], color=COLORS[m], alpha=0.8,
+                            label=LABELS[m] if k == 0 else None)
+            ax.set_title(f"n = {n}")
+            ax.set_xlabel("gradient steps")
+            if name.startswith("equal_line_q"):
+                ax.set_yscale("symlog")
+                ax.axhline(0.0, color="k", lw=0.8)
+            ax.grid(alpha=0.3)
+        axes[0][0].set_ylabel(ylabel)
+        axes[0][-1].legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(FIGS / name, dpi=90)
+        plt.close(fig)
+    out += ["Learning curves: ![curves](figures/equal_line_curves.png)", "",
+            "Value calibration (mean learned Q_tot on the dataset's own actions minus the discounted Monte-Carlo "
+            "return from the same steps, on the learner's fixed diagnostic episodes; symlog scale): "
+            "![Q calibration](figures/equal_line_q_calibration.png)", ""]
+    out += ["Final diagnostics (mean over seeds): per-agent agreement of the greedy action with the data, "
+            "Q(a^D) − MC, Q(greedy) − Q(a^D) where they differ, share of greedy actions with β support.", "",
+            "| n | method | agreement | Q(a^D) − MC | Q(greedy) − Q(a^D) | β support |", "|---|---|---|---|---|---|"]
+    for n in ns:
+        for m in methods:
+            rs = [r for r in cell.get((n, m), []) if r.get("diagnostics")]
+            if not rs:
+                continue
+            last = [r["diagnostics"][-1] for r in rs]
+            g = lambda k: sum(d.get(k, float("nan")) for d in last) / len(last)  # noqa: E731
+            out.append(f"| {n} | {LABELS[m]} | {g('diag_agent_agreement'):.3f} | {g('diag_q_minus_mc'):.3g} | "
+                       f"{g('diag_q_greedy') - g('diag_q_data'):.3g} | {g('diag_beta_support'):.3f} |")
+    out.append("")
+    return out
+
+
 def main() -> None:
     lines = ["# Results", "", "Generated by `python benchmarks/make_results.py` from `benchmarks/results/*.json`; "
              "the commands that produced each file are in the sections' scripts.", ""]
+    lines += scaling_section(_scaling_runs())
     lines += compare_table("compare_equal_line_n4.json", "Equal_Line, n = 4 (`benchmarks/compare.py`)")
     lines += compare_table("compare_equal_line_n10.json", "Equal_Line, n = 10 (`benchmarks/compare.py`)")
     lines += compare_table("compare_mpe_spread.json", "MPE cooperative navigation (`benchmarks/compare.py`)")

@@ -35,7 +35,7 @@ from rllib_cfcql.data.writer import rollout
 from rllib_cfcql.envs import make_team_env
 
 TASK = "equal_line"
-ENV_CONFIG = {"n_agents": 3, "episode_limit": 10}
+ENV_CONFIG = {"n_agents": 3, "episode_limit": 10, "time_limit": "truncate"}  # the cuts below model time-limit ends
 POLICY = "medium_expert:0.3"
 TERMINAL_CUTS = {2: 4, 5: 7}  # episode -> new length, terminated=1 on its last step
 TRUNCATED_CUTS = {6: 6}  # episode -> new length, not terminal (cut)

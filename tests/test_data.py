@@ -114,10 +114,10 @@ def test_broken_episode_boundaries(table):
     t = table.column(K.T).to_pylist()
     t[4] = t[4] + 1  # gap
     _err(_set(table, K.T, t), r"steps must run 0..L-1 without gaps")
-    trunc = table.column(K.TRUNCATED).to_pylist()
-    last = [i for i, x in enumerate(trunc) if x][0]
-    trunc[last] = False
-    _err(_set(table, K.TRUNCATED, trunc), r"last row has neither terminated nor truncated")
+    term, trunc = table.column(K.TERMINATED).to_pylist(), table.column(K.TRUNCATED).to_pylist()
+    last = [i for i, (a, b) in enumerate(zip(term, trunc)) if a or b][0]
+    term[last] = trunc[last] = False
+    _err(_set(_set(table, K.TERMINATED, term), K.TRUNCATED, trunc), r"last row has neither terminated nor truncated")
     nxt = table.column(K.NEXT_OBS).to_pylist()
     nxt[0] = [v + 1.0 for v in nxt[0]]
     _err(_set(table, K.NEXT_OBS, nxt), r"'next_obs' differs from 'obs' of the next step")

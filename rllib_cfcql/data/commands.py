@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--env-config", default="", help="JSON object of env_config, e.g. '{\"n_agents\": 4}'")
     c.add_argument("--policy", default=None,
                    help="behaviour policy spec, overrides --quality: random | expert | eps_expert:<eps> | "
-                        "mixed_agents:<p> | medium_expert:<p> | random_mix:<eps>:<spec> | "
+                        "mixed_agents:<p> | medium_expert:<p> | slots:<q> | hesitant:<q> | random_mix:<eps>:<spec> | "
                         "checkpoint:<path>[@<noise std | eps> | @sample] "
                         "(default without --quality: mixed_agents:0.5)")
     c.add_argument("--quality", default=None,

@@ -13,7 +13,11 @@ deterministic, or with ``@<x>`` N(0, x²) action noise (continuous) / ε = x
 random moves (discrete), or with ``@sample`` drawing from the policy's own
 distribution, as it acted while it was trained), or ``slots:<q>`` (Equal_Line: per episode, each
 agent independently heads for its own expert slot with probability q, else for one of the other
-n−1 slots uniformly, with ε = 0.1 random moves; see :meth:`EqualLineEnv.slot_action`). For continuous tasks a random move is a
+n−1 slots uniformly, with ε = 0.1 random moves; see :meth:`EqualLineEnv.slot_action`), or
+``hesitant:<q>`` (Equal_Line: per agent and step, the expert move with probability q, else holding
+still, with ε = 0.1 random moves; with q < 0.5 every agent's most frequent action is to hold, so
+behaviour cloning stalls, while the expert move of every agent is well covered and the all-move
+joint action, probability ≈ q^n per step, is rare; see docs/DATASETS_DESIGN.md). For continuous tasks a random move is a
 uniform action on [-1, 1]^d and scripted moves carry N(0, 0.1²) noise. With p < 0.5 the most frequent action of
 every agent is the medium one, so behaviour cloning lands at medium, while the
 all-expert joint behaviour (probability p^n per episode) becomes rare as the
@@ -49,7 +53,7 @@ class BehaviourPolicy:
             if arg:
                 raise ValueError(f"behaviour policy {spec!r}: {kind!r} takes no argument")
             self.arg = 0.0
-        elif kind in ("eps_expert", "mixed_agents", "medium_expert", "slots"):
+        elif kind in ("eps_expert", "mixed_agents", "medium_expert", "slots", "hesitant"):
             try:
                 self.arg = float(arg)
             except ValueError:
@@ -74,7 +78,7 @@ class BehaviourPolicy:
         else:
             raise ValueError(
                 f"unknown behaviour policy {spec!r}; expected random, expert, eps_expert:<eps>, mixed_agents:<p>, "
-                "medium_expert:<p>, slots:<q> or checkpoint:<path>[@<noise std | eps> | @sample]"
+                "medium_expert:<p>, slots:<q>, hesitant:<q> or checkpoint:<path>[@<noise std | eps> | @sample]"
             )
         self._eps = None
 
@@ -98,6 +102,11 @@ class BehaviourPolicy:
             own = rng.random(n) < self.arg
             other = (np.arange(n) + rng.integers(1, n, n)) % n  # uniform over the n−1 other slots
             self._slots = np.where(own, np.arange(n), other)
+        elif self.kind == "hesitant":
+            if not hasattr(env, "hold_action"):
+                raise ValueError(f"behaviour policy {self.spec!r}: the task {type(env).__name__} has no hold action "
+                                 "(hesitant:<q> is for equal_line)")
+            self._eps = np.full(n, 0.1)
         else:
             self._eps = np.full(n, 0.1)
             self._expert = rng.random(n) < self.arg
@@ -110,6 +119,8 @@ class BehaviourPolicy:
             return rand
         expert = np.asarray(env.slot_action(self._slots) if self.kind == "slots" else env.expert_action())
         continuous = env.team_spec.continuous
+        if self.kind == "hesitant":
+            expert = np.where(rng.random(len(expert)) < self.arg, expert, np.asarray(env.hold_action()))
         if self.kind == "medium_expert":
             pick = self._expert[:, None] if continuous else self._expert
             expert = np.where(pick, expert, np.asarray(env.medium_action()))

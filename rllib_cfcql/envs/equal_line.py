@@ -17,6 +17,12 @@ makes the task learnable by small MLP agents and changes nothing else). The
 state is the vector of all positions. ``boundary_mask=True`` additionally marks moves that would
 leave the line as unavailable (off by default, as in the reference), which
 gives a task with real action masks.
+
+``time_limit`` says what the episode limit is. ``"terminal"`` (the default, as in the reference,
+which returns ``done=True`` at the limit) ends the episode as a true terminal: the task is scored
+on the spacing reached by step ``episode_limit``, so a value learner bootstraps nothing after the
+last step and Q is anchored by the final reward (Q ≤ 10 exactly). ``"truncate"`` reports a
+time-limit cut instead, and learners bootstrap past it as if the team kept going.
 """
 
 from __future__ import annotations
@@ -34,14 +40,17 @@ class EqualLineEnv(TeamEnv):
         self.n_agents = int(config.pop("n_agents", 3))
         self.episode_limit = int(config.pop("episode_limit", 50))
         self.boundary_mask = bool(config.pop("boundary_mask", False))
+        self.time_limit = str(config.pop("time_limit", "terminal"))
         config.pop("worker_index", None)
         config.pop("num_workers", None)
         config.pop("vector_index", None)
         if config:
             raise ValueError(
                 f"equal_line: unknown env_config keys {sorted(config)}; "
-                "expected n_agents, episode_limit, boundary_mask"
+                "expected n_agents, episode_limit, boundary_mask, time_limit"
             )
+        if self.time_limit not in ("terminal", "truncate"):
+            raise ValueError(f"equal_line: time_limit must be 'terminal' or 'truncate', got {self.time_limit!r}")
         if not 2 <= self.n_agents <= 100:
             raise ValueError(f"equal_line: n_agents must be in [2, 100], got {self.n_agents}")
         if self.episode_limit < 1:
@@ -92,8 +101,9 @@ class EqualLineEnv(TeamEnv):
         d = self._min_dis()
         reward = 10.0 * (d - self.last_min_dis) / (self.line_length / (self.n_agents - 1))
         self.last_min_dis = d
-        truncated = self.t >= self.episode_limit
-        return self._observe(), float(reward), False, truncated, {}
+        at_limit = self.t >= self.episode_limit
+        terminal = self.time_limit == "terminal"
+        return self._observe(), float(reward), at_limit and terminal, at_limit and not terminal, {}
 
     # -- scripted behaviour (used to build datasets) -------------------------
     def _head_for(self, slots: np.ndarray) -> np.ndarray:
@@ -110,6 +120,10 @@ class EqualLineEnv(TeamEnv):
         """Agent i heads for the expert's slot ``assignment[i]`` (slots j·L/(n−1)); the team ends
         perfectly spread exactly when ``assignment`` is a permutation."""
         return self._head_for(np.linspace(0.0, self.line_length, self.n_agents)[np.asarray(assignment)])
+
+    def hold_action(self) -> np.ndarray:
+        """Every agent holds still (move 0)."""
+        return np.zeros(self.n_agents, dtype=np.int64)
 
     def expert_action(self) -> np.ndarray:
         """Scripted expert: agent i heads for slot i·L/(n−1) (a convention fixed by id)

@@ -1,0 +1,44 @@
+"""Equal_Line's episode limit is a true terminal by default (as in the reference, which returns
+done at the limit), and the `hesitant:<q>` behaviour's per-step frequencies match their closed form."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rllib_cfcql.data.policies import BehaviourPolicy
+from rllib_cfcql.data.writer import rollout
+from rllib_cfcql.envs import make_team_env
+from rllib_cfcql.envs.equal_line import MOVES
+
+
+@pytest.mark.parametrize("mode", ["terminal", "truncate"])
+def test_the_limit_is_terminal_or_a_cut(mode):
+    env = make_team_env("equal_line", {"n_agents": 3, "episode_limit": 4, "time_limit": mode})
+    env.reset(seed=0)
+    flags = [env.step(np.zeros(3, dtype=np.int64))[2:4] for _ in range(4)]
+    assert flags[:3] == [(False, False)] * 3
+    assert flags[3] == ((True, False) if mode == "terminal" else (False, True))
+
+
+def test_terminal_data_carries_no_bootstrap_and_a_bad_mode_is_named():
+    env = make_team_env("equal_line", {"n_agents": 3, "episode_limit": 6})
+    ep = rollout(env, BehaviourPolicy("expert"), 3, seed=0)
+    last = ep.filled.sum(1).astype(int) - 1
+    assert (ep.terminated[np.arange(3), last] == 1).all() and ep.terminated.sum() == 3
+    with pytest.raises(ValueError, match=r"time_limit must be 'terminal' or 'truncate', got 'stop'"):
+        make_team_env("equal_line", {"n_agents": 3, "time_limit": "stop"})
+
+
+def test_hesitant_moves_with_probability_q_and_needs_a_hold_action():
+    n, q, eps = 6, 0.3, 0.1
+    env = make_team_env("equal_line", {"n_agents": n, "episode_limit": 3})
+    ep = rollout(env, BehaviourPolicy(f"hesitant:{q}"), 400, seed=3)
+    first = ep.actions[:, 0, 2:]  # step 0, agents whose slot lies beyond 2: the expert move is +1
+    plus1, hold = int(np.flatnonzero(MOVES == 1)[0]), int(np.flatnonzero(MOVES == 0)[0])
+    n_draws = first.size
+    for action, p in ((plus1, (1 - eps) * q + eps / len(MOVES)), (hold, (1 - eps) * (1 - q) + eps / len(MOVES))):
+        f = (first == action).mean()
+        assert abs(f - p) < 4 * np.sqrt(p * (1 - p) / n_draws), (action, f, p)
+    with pytest.raises(ValueError, match=r"hesitant:<q> is for equal_line"):
+        rollout(make_team_env("mpe_spread", {}), BehaviourPolicy("hesitant:0.5"), 1, seed=0)
