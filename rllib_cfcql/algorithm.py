@@ -2,7 +2,7 @@
 
 The task's action space picks the variant: ``MultiDiscrete`` team actions train
 the value-decomposition (mixer) variant, ``Box`` team actions the centralised
-critic + deterministic actors variant (ALGORITHM.md §2 and §3).
+critic + deterministic actors variant (docs/ALGORITHM.md).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def _absolute_paths(value):
 class CFCQLConfig(AlgorithmConfig):
     r"""Configuration of CFCQL (and its baselines, by switches).
 
-    Loss, per batch of dataset steps (ALGORITHM.md §2; appendix eq. B.37)::
+    Loss, per batch of dataset steps (docs/ALGORITHM.md; appendix eq. B.37)::
 
         L = ½·E[(Q_tot(s, a^D) − G^λ)²]
             + cql_alpha · E[ Σ_i λ_i(s)·LSE_{j ∈ avail_i} Q_tot(s, a^D with a^i := j) − Q_tot(s, a^D) ]
@@ -85,7 +85,7 @@ class CFCQLConfig(AlgorithmConfig):
     γ 0.99, TD(λ) 0.6, GRU agent of width 64, QMIX mixer (embed 32, hypernet
     64), α = 50.
 
-    **Continuous actions** (a ``Box`` team action space; ALGORITHM.md §3)::
+    **Continuous actions** (a ``Box`` team action space; docs/ALGORITHM.md)::
 
         L_critic = Σ_k E[(Q_k(s, a^D) − y)²]
                    + cql_alpha · Σ_k E[ Σ_i λ_i · log∫exp Q_k(s, a^D_{-i}, a_i) da_i − Q_k(s, a^D) ]

@@ -2,7 +2,7 @@
 
 Same data path as the discrete learner (a resident shard sampled on the
 learner's device, RLlib's ``_update`` per gradient step); what differs is the
-update schedule of the reference (ALGORITHM.md §3): rounds of
+update schedule of the reference (docs/ALGORITHM.md, "Reference settings"): rounds of
 ``actor_update_interval`` critic steps, the first of which also updates the
 actors, followed by one Polyak update of the target actor and critic
 (``polyak_tau``). A *gradient step* counts critic steps.

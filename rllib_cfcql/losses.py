@@ -3,7 +3,7 @@
 Shapes: ``B`` batch, ``T`` steps, ``n`` agents, ``A`` actions, ``N`` samples.
 Masks: ``avail`` is 1 for available actions; ``filled`` is 1 for real steps.
 
-Objective (ALGORITHM.md §2, CFCQL(H), appendix eq. B.37)::
+Objective (docs/ALGORITHM.md, CFCQL(H), appendix eq. B.37)::
 
     L = α · E_s[ Σ_i λ_i · LSE_j Q_tot(s, a^D with a^i := j) − Q_tot(s, a^D) ]
         + ½ · E[(Q_tot(s, a^D) − G^λ)²]

@@ -1,6 +1,6 @@
 """Loss math of the continuous-action variant, as pure functions of tensors.
 
-ALGORITHM.md §3. Shapes: ``B`` batch, ``n`` agents, ``d`` action dims per
+docs/ALGORITHM.md. Shapes: ``B`` batch, ``n`` agents, ``d`` action dims per
 agent, ``M`` sampled actions, ``K = 2`` twin critics.
 
 Conservative penalty (CQL(H) with importance sampling). For one agent slot,

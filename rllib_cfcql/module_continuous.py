@@ -1,4 +1,4 @@
-"""The CFCQL RLModule for continuous actions (ALGORITHM.md §3).
+"""The CFCQL RLModule for continuous actions (docs/ALGORITHM.md, "Reference settings").
 
 Deterministic tanh actors (one per agent, or shared) act from their own
 observations; a centralised twin critic Q_{1,2}(s, a_1..a_n) (or, for the

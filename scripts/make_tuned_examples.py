@@ -2,7 +2,7 @@
 
     python scripts/make_tuned_examples.py
 
-Settings per task from the reference implementation (ALGORITHM.md §3): lr,
+Settings per task from the reference implementation (docs/ALGORITHM.md, "Reference settings"): lr,
 batch, hidden width, γ (0.99 for MaMuJoCo, which the reference meant but never
 passed on), Polyak τ, policy samples for MuJoCo, and α per task × quality.
 Every file points at the bundled dataset; the full-size one is a command-line
@@ -73,7 +73,7 @@ def example(task: str, quality: str, s: dict, name: str, extra: dict | None = No
     config.update(extra or {})
     lines = [
         f"# CFCQL (continuous actions) on {s['title']},",
-        f"# bundled {quality} dataset ({path}). Reference settings (ALGORITHM.md §3).",
+        f"# bundled {quality} dataset ({path}). Reference settings (docs/ALGORITHM.md, "Reference settings").",
         f"#   rllib train --file tuned_examples/{name}.yaml",
         "# Full-size data (make it with `rllib-cfcql data collect`, see offline_data/README.md):",
         f"#   rllib train --file tuned_examples/{name}.yaml --config '{{\"input_\": [\"offline_data/full/{s['data']}/{quality}\"]}}'",
