@@ -211,6 +211,7 @@ def test_rows_of_two_episodes_spliced(dataset, task, tmp_path, capsys):
         n0 = ids.count(0)
         t = _set_rows(t, K.T, lambda rows: [rows.__setitem__(r, n0 + ts[r]) for r in range(len(rows)) if ids[r] == 1])
         t = _set_rows(t, K.EPISODE_ID, lambda rows: [rows.__setitem__(r, 0) for r in range(len(rows)) if ids[r] == 1])
+        t = _set_rows(t, K.TERMINATED, lambda rows: rows.__setitem__(n0 - 1, False))
         return _set_rows(t, K.TRUNCATED, lambda rows: rows.__setitem__(n0 - 1, False))
 
     _corrupt(d, splice)
