@@ -4,6 +4,10 @@
     python benchmarks/equal_line_scaling.py --n 2,4,8,12,16,20 --seeds 0,1,2 --worker 1/2 &
     python benchmarks/make_results.py
 
+Every flag this driver does not know goes to ``benchmarks/compare.py``'s runner (``--methods``,
+``--seeds``, ``--steps``, ``--alpha``, ``--batch-unit``, …); the driver only changes the runner's
+defaults to the sweep's budget (``SWEEP_DEFAULTS``).
+
 For every n it first makes the dataset family member with the project's own collector
 (``rllib-cfcql data collect``, here through :func:`rllib_cfcql.data.writer.collect`) under
 ``--data-root`` (not in git), then trains every (seed, method) with the same budget through
@@ -41,12 +45,17 @@ from rllib_cfcql.data.validate import validate_dataset  # noqa: E402
 from rllib_cfcql.data.writer import collect  # noqa: E402
 
 
-def episode_limit(n: int) -> int:
-    return 50
+# the sweep's budget: the runner's flags with other defaults (a flag given on the command line wins)
+SWEEP_DEFAULTS = ["--methods", "cfcql,macql,bc,none", "--seeds", "0,1,2", "--steps", "20000",
+                  "--eval-every", "2000", "--eval-episodes", "32", "--alpha", "5"]
+
+
+def dataset_dir(root: Path, n: int, policy: str) -> Path:
+    return root / f"equal_line_n{n}_{policy.replace(':', '')}"
 
 
 def ensure_dataset(root: Path, n: int, policy: str, episodes: int) -> Path:
-    d = root / f"equal_line_n{n}_{policy.replace(':', '')}"
+    d = dataset_dir(root, n, policy)
     if not (d / "card.json").exists():
         collect(task="equal_line", env_config={"n_agents": n}, policy=policy,
                 episodes=episodes, seed=1000 + n, out_dir=d, quality=policy, reference_episodes=100,
@@ -72,35 +81,27 @@ def split(jobs: list[tuple], k: int) -> list[list[tuple]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", default="4,8,16,2,12,20", help="in the order to run them")
-    ap.add_argument("--methods", default="cfcql,macql,bc,none")
-    ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--policy", default="medium_expert:0.3")
     ap.add_argument("--episodes", type=int, default=1000)
-    ap.add_argument("--steps", type=int, default=20000)
-    ap.add_argument("--eval-every", type=int, default=2000)
-    ap.add_argument("--eval-episodes", type=int, default=32)
-    ap.add_argument("--alpha", type=float, default=5.0)
     ap.add_argument("--none-max-n", type=int, default=8,
                     help="offline QMIX (no penalty) only up to this n: it diverges on every n tried")
     ap.add_argument("--data-root", default=str(HERE / "data"))
     ap.add_argument("--out-dir", default=str(HERE / "results" / "equal_line_scaling"))
-    ap.add_argument("--worker", default="0/1", help="i/k: run every k-th job starting at i")
-    a = ap.parse_args()
+    ap.add_argument("--worker", default="0/1", help="i/k: run the i-th of k parts of similar estimated cost")
+    a, runner_flags = ap.parse_known_args()
+    run_args = compare.parse_args(["--dataset", "-", *SWEEP_DEFAULTS, *runner_flags])
     torch.set_num_threads(1)
     wi, wk = (int(x) for x in a.worker.split("/"))
     out = Path(a.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ns = [int(x) for x in a.n.split(",")]
-    jobs = [(s, n, m) for s in a.seeds.split(",") for n in ns for m in a.methods.split(",")
+    jobs = [(s, n, m) for s in run_args.seeds.split(",") for n in ns for m in run_args.methods.split(",")
             if m != "none" or n <= a.none_max_n]
-    # the runner's own defaults for every flag this driver does not set
-    run_args = compare.parse_args(["--dataset", "-", "--steps", str(a.steps), "--eval-every", str(a.eval_every),
-                                   "--eval-episodes", str(a.eval_episodes), "--alpha", str(a.alpha)])
     for n in ns:  # every dataset before any run, in worker 0 only; the others wait for the cards
         if wi == 0:
             ensure_dataset(Path(a.data_root), n, a.policy, a.episodes)
         else:
-            while not (Path(a.data_root) / f"equal_line_n{n}_{a.policy.replace(':', '')}" / "card.json").exists():
+            while not (dataset_dir(Path(a.data_root), n, a.policy) / "card.json").exists():
                 time.sleep(5)
     loaded: dict[int, tuple] = {}
     for seed, n, method in split(jobs, wk)[wi]:
@@ -113,8 +114,8 @@ def main() -> None:
         card, episodes = loaded[n]
         row = compare.run_one(ds, card, episodes, method, int(seed), run_args)
         row.update(n=n, policy=a.policy, dataset=str(ds), data_return=card["return"],
-                   reference_returns=card["reference_returns"], episode_limit=episode_limit(n),
-                   args={k: v for k, v in vars(run_args).items() if k != "dataset"},
+                   reference_returns=card["reference_returns"], episode_limit=card["spec"]["episode_limit"],
+                   args={k: v for k, v in vars(run_args).items() if k not in ("dataset", "methods", "seeds", "out")},
                    finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
         tmp = f.with_suffix(".tmp")
         tmp.write_text(json.dumps(row, indent=1))

@@ -82,6 +82,12 @@ class BehaviourPolicy:
             )
         self._eps = None
 
+    def _require(self, env: TeamEnv, method: str, what: str) -> None:
+        """Equal_Line-only specs need the task's scripted ``method``."""
+        if not hasattr(env, method):
+            raise ValueError(f"behaviour policy {self.spec!r}: the task {type(env).__name__} has no {what} "
+                             f"({self.kind}:<q> is for equal_line)")
+
     def begin_episode(self, env: TeamEnv, rng: np.random.Generator) -> None:
         n = env.team_spec.n_agents
         if self.kind == "checkpoint":
@@ -95,17 +101,13 @@ class BehaviourPolicy:
         elif self.kind == "mixed_agents":
             self._eps = np.where(rng.random(n) < self.arg, 1.0, 0.1)
         elif self.kind == "slots":
-            if not hasattr(env, "slot_action"):
-                raise ValueError(f"behaviour policy {self.spec!r}: the task {type(env).__name__} has no slots "
-                                 "(slots:<q> is for equal_line)")
+            self._require(env, "slot_action", "slots")
             self._eps = np.full(n, 0.1)
             own = rng.random(n) < self.arg
             other = (np.arange(n) + rng.integers(1, n, n)) % n  # uniform over the n−1 other slots
             self._slots = np.where(own, np.arange(n), other)
         elif self.kind == "hesitant":
-            if not hasattr(env, "hold_action"):
-                raise ValueError(f"behaviour policy {self.spec!r}: the task {type(env).__name__} has no hold action "
-                                 "(hesitant:<q> is for equal_line)")
+            self._require(env, "hold_action", "hold action")
             self._eps = np.full(n, 0.1)
         else:
             self._eps = np.full(n, 0.1)
