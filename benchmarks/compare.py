@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from rllib_cfcql import CFCQLConfig
-from rllib_cfcql.behaviour import pretrain_behaviour
+from rllib_cfcql.core.pretrain import pretrain_behaviour
 from rllib_cfcql.data.validate import validate_dataset
 from rllib_cfcql.evaluation import evaluate_module
 
@@ -57,7 +57,7 @@ def run_one(ds_dir, card, episodes, method, seed, a) -> dict:
                      cql_policy_samples=a.policy_samples, lambda_model=a.lambda_model, polyak_tau=a.polyak_tau)
     else:
         train = dict(METHODS[method], cql_alpha=a.alpha, cf_tau=a.tau, agent_rnn=a.rnn, obs_last_action=a.rnn,
-                     mixer=a.mixer, lr=a.lr, td_lambda=a.td_lambda,
+                     mixer=a.mixer, lr=a.lr, td_lambda=a.td_lambda, joint_greedy_stratum=bool(a.joint_greedy_stratum),
                      batch_unit="episodes" if a.rnn or a.batch_unit == "episodes" else "transitions",
                      train_batch_size_per_learner=a.batch, bc_pretrain_steps=a.bc_steps)
     cfg = (CFCQLConfig().environment(card["task"], env_config=card["env_config"]).offline_data(input_=[str(ds_dir)])
@@ -71,7 +71,7 @@ def run_one(ds_dir, card, episodes, method, seed, a) -> dict:
                                       seed=0, patience=cfg.bc_patience, progress=False)
         learner.set_behaviour_state(state)
     if cfg.uses_vae:
-        from rllib_cfcql.behaviour import pretrain_vae
+        from rllib_cfcql.core.pretrain import pretrain_vae
 
         state, _ = pretrain_vae(episodes, hidden=cfg.vae_hidden, latent=cfg.vae_latent, steps=cfg.vae_pretrain_steps,
                                 batch_size=cfg.vae_batch_size, lr=cfg.vae_lr, kl_weight=cfg.vae_kl_weight, seed=0)
@@ -111,6 +111,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--batch-unit", default="transitions", choices=("transitions", "episodes"),
                     help="discrete MLP agents: minibatches of transitions (1-step TD) or of whole episodes (TD(λ))")
     ap.add_argument("--td-lambda", type=float, default=0.6, help="discrete, episode batches: λ of the TD(λ) targets")
+    ap.add_argument("--joint-greedy-stratum", type=int, choices=(0, 1), default=1,
+                    help="discrete MACQL: 1 = the greedy joint action is an exact stratum of the sampled joint LSE, "
+                         "0 = uniform draws only (the estimator before 2026-12-02)")
     ap.add_argument("--gamma", type=float, default=0.99)
     ap.add_argument("--grad-clip", type=float, default=10.0)
     ap.add_argument("--hidden", type=int, default=64, help="continuous: actor and critic width")

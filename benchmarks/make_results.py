@@ -92,14 +92,27 @@ def scaleout_table() -> list[str]:
     return out
 
 
-SCALING = RES / "equal_line_scaling"
+SCALING_DIRS = sorted(RES.glob("equal_line_scaling*"))  # equal_line_scaling (α = 5), equal_line_scaling_a<α>
 FIGS = HERE / "figures"
-COLORS = {"cfcql": "tab:red", "macql": "tab:blue", "bc": "tab:green", "none": "tab:gray"}
-LABELS = {"cfcql": "CFCQL", "macql": "MACQL", "bc": "BC", "none": "offline QMIX"}
+COLORS = {"cfcql": "tab:red", "macql": "tab:blue", "macql-u": "tab:cyan", "bc": "tab:green", "none": "tab:gray"}
+LABELS = {"cfcql": "CFCQL", "macql": "MACQL", "macql-u": "MACQL, uniform joint draws", "bc": "BC", "none": "offline QMIX"}
+USES_ALPHA = ("cfcql", "macql", "macql-u")
 
 
 def _scaling_runs() -> list[dict]:
-    return [json.loads(f.read_text()) for f in sorted(SCALING.glob("n*_s*.json"))] if SCALING.exists() else []
+    """Every finished run of every α; a run's α is its ``args.alpha`` (None for BC / offline QMIX)."""
+    runs = []
+    for d in SCALING_DIRS:
+        for f in sorted(d.glob("n*_s*.json")):
+            r = json.loads(f.read_text())
+            card = Path(r["dataset"]) / "card.json"
+            n_actions = json.loads(card.read_text())["spec"]["n_actions"] if card.exists() else None
+            sampled = n_actions is None or n_actions ** r["n"] > int(r["args"].get("joint_samples", 100))
+            if r["method"] == "macql" and sampled and not r["args"].get("joint_greedy_stratum", 0):
+                r["method"] = "macql-u"  # the sampled joint LSE without the greedy stratum (runs before 2026-12-02)
+            r["alpha"] = float(r["args"]["alpha"]) if r["method"] in USES_ALPHA else None
+            runs.append(r)
+    return runs
 
 
 def _mean_std(xs):
@@ -108,8 +121,26 @@ def _mean_std(xs):
     return float(np.mean(xs)), float(np.std(xs))
 
 
+def _norm(r) -> float:
+    refs = r["reference_returns"]
+    return 100.0 * (r["data_return"]["mean"] - refs["random"]) / (refs["expert"] - refs["random"])
+
+
+def chosen_alpha(runs: list[dict]) -> dict:
+    """(n, method) -> the α whose seed-0 final score is highest (the one α sweep per cell), for the
+    value methods; BC / offline QMIX have none."""
+    out = {}
+    for r in runs:
+        if r["alpha"] is None or r["seed"] != 0:
+            continue
+        k = (r["n"], r["method"])
+        if k not in out or r["final"] > out[k][1]:
+            out[k] = (r["alpha"], r["final"])
+    return {k: v[0] for k, v in out.items()}
+
+
 def scaling_section(runs: list[dict]) -> list[str]:
-    """The n-scaling table and figures (benchmarks/figures/*.png) from benchmarks/results/equal_line_scaling/."""
+    """The n-scaling tables and figures (benchmarks/figures/*.png) from benchmarks/results/equal_line_scaling*/."""
     if not runs:
         return []
     import matplotlib
@@ -120,27 +151,46 @@ def scaling_section(runs: list[dict]) -> list[str]:
     FIGS.mkdir(exist_ok=True)
     ns = sorted({r["n"] for r in runs})
     methods = [m for m in COLORS if any(r["method"] == m for r in runs)]
-    cell = {(r["n"], r["method"]): [] for r in runs}
+    alphas = sorted({r["alpha"] for r in runs if r["alpha"] is not None})
+    best_alpha = chosen_alpha(runs)
+    cell = {}
     for r in runs:
-        cell[(r["n"], r["method"])].append(r)
+        if r["alpha"] is None or best_alpha.get((r["n"], r["method"])) == r["alpha"]:
+            cell.setdefault((r["n"], r["method"]), []).append(r)
     a = runs[0]["args"]
     data = {r["n"]: r for r in runs}
     out = ["## Equal_Line: the advantage as the team grows (`benchmarks/equal_line_scaling.py`)", "",
            f"Data: `{runs[0]['policy']}` (docs/DATASETS_DESIGN.md), 1 000 episodes per n, episode limit 50 (a true terminal, as in the reference), "
            f"made with the project's collector. Every method: {a['steps']} gradient steps, batch {a['batch']} "
-           f"transitions (MLP agents, QMIX mixer), lr {a['lr']}, γ {a['gamma']}, α = {a['alpha']} for CFCQL and "
-           f"MACQL, τ = {a['tau']}; greedy decentralised evaluation every {a['eval_every']} steps on "
-           f"{a['eval_episodes']} episodes. Normalised score 100·(R − random)/(expert − random) with the card's "
-           "scripted references; mean ± std over seeds (the number of seeds is in brackets). "
-           "`final` is the last evaluation, `best` the best one.", "",
-           "![n-scaling](figures/equal_line_scaling.png)", "",
-           "| n | data | " + " | ".join(f"{LABELS[m]} final | {LABELS[m]} best" for m in methods) + " |",
-           "|---|---|" + "---|---|" * len(methods)]
+           f"transitions (MLP agents, QMIX mixer), lr {a['lr']}, γ {a['gamma']}, τ = {a['tau']}; greedy decentralised "
+           f"evaluation every {a['eval_every']} steps on {a['eval_episodes']} episodes. Normalised score "
+           "100·(R − random)/(expert − random) with the card's scripted references. `final` is the last evaluation, "
+           "`best` the best one.", "",
+           f"**The α sweep (seed 0).** CFCQL and MACQL ran at α ∈ {{{', '.join(f'{x:g}' for x in alphas)}}} where "
+           "listed (every point is shown; an empty cell was not run). Per (n, method) the α with the highest seed-0 "
+           "final score is the one the seeds below use.", "",
+           "| n | method | " + " | ".join(f"α = {x:g} final (best)" for x in alphas) + " |",
+           "|---|---|" + "---|" * len(alphas)]
     for n in ns:
-        d = data[n]
-        refs = d["reference_returns"]
-        dn = 100.0 * (d["data_return"]["mean"] - refs["random"]) / (refs["expert"] - refs["random"])
-        row = f"| {n} | {dn:.1f} |"
+        for m in USES_ALPHA:
+            row, any_run = f"| {n} | {LABELS[m]} |", False
+            for x in alphas:
+                rs = [r for r in runs if r["n"] == n and r["method"] == m and r["alpha"] == x and r["seed"] == 0]
+                if rs:
+                    any_run = True
+                    mark = "**" if best_alpha.get((n, m)) == x else ""
+                    row += f" {mark}{rs[0]['final']:.1f}{mark} ({rs[0]['best']:.1f}) |"
+                else:
+                    row += " |"
+            if any_run:
+                out.append(row)
+    out += ["", "**At the chosen α**, mean ± std over seeds (in brackets: the number of seeds and, "
+            "for a value method, its α):", "",
+            "![n-scaling](figures/equal_line_scaling.png)", "",
+            "| n | data | " + " | ".join(f"{LABELS[m]} final | {LABELS[m]} best" for m in methods) + " |",
+            "|---|---|" + "---|---|" * len(methods)]
+    for n in ns:
+        row = f"| {n} | {_norm(data[n]):.1f} |"
         for m in methods:
             rs = cell.get((n, m), [])
             if not rs:
@@ -148,28 +198,27 @@ def scaling_section(runs: list[dict]) -> list[str]:
                 continue
             fm, fs = _mean_std([r["final"] for r in rs])
             bm, bs = _mean_std([r["best"] for r in rs])
-            row += f" {fm:.1f} ± {fs:.1f} ({len(rs)}) | {bm:.1f} ± {bs:.1f} |"
+            tag = f" α {best_alpha[(n, m)]:g}" if (n, m) in best_alpha else ""
+            row += f" {fm:.1f} ± {fs:.1f} ({len(rs)}{tag}) | {bm:.1f} ± {bs:.1f} |"
         out.append(row)
     out.append("")
-    # figure 1: final score vs n
+    # figure 1: final score vs n at the chosen α
     fig, ax = plt.subplots(figsize=(6, 4))
     for m in methods:
         xs = [n for n in ns if cell.get((n, m))]
         ms = [_mean_std([r["final"] for r in cell[(n, m)]]) for n in xs]
         ax.errorbar(xs, [v[0] for v in ms], yerr=[v[1] for v in ms], label=LABELS[m], color=COLORS[m], marker="o",
                     capsize=3)
-    dn = [100.0 * (data[n]["data_return"]["mean"] - data[n]["reference_returns"]["random"])
-          / (data[n]["reference_returns"]["expert"] - data[n]["reference_returns"]["random"]) for n in ns]
-    ax.plot(ns, dn, "k--", label="data (behaviour)")
+    ax.plot(ns, [_norm(data[n]) for n in ns], "k--", label="data (behaviour)")
     ax.set_xlabel("agents n")
-    ax.set_ylabel("normalised score (final)")
+    ax.set_ylabel("normalised score (final, chosen α)")
     ax.set_title(f"Equal_Line, {runs[0]['policy']}")
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(FIGS / "equal_line_scaling.png", dpi=110)
     plt.close(fig)
-    # figure 2: learning curves per n; figure 3: Q calibration per n
+    # figure 2: learning curves per n; figure 3: Q calibration per n (every α: solid = chosen α, dotted = others)
     for name, ylabel, get in (
         ("equal_line_curves.png", "normalised score", lambda r: [(s, v) for s, v in r["curve"]]),
         ("equal_line_q_calibration.png", "mean Q_tot(s, a^D) − MC return",
@@ -177,13 +226,15 @@ def scaling_section(runs: list[dict]) -> list[str]:
     ):
         fig, axes = plt.subplots(1, len(ns), figsize=(3.2 * len(ns), 3), squeeze=False)
         for ax, n in zip(axes[0], ns):
-            for m in methods:
-                for k, r in enumerate(cell.get((n, m), [])):
-                    pts = get(r)
-                    if not pts or (name.startswith("equal_line_q") and m == "bc"):
-                        continue
-                    ax.plot([p[0] for p in pts], [p[1] for p in pts], color=COLORS[m], alpha=0.8,
-                            label=LABELS[m] if k == 0 else None)
+            for r in runs:
+                if r["n"] != n or (name.startswith("equal_line_q") and r["method"] == "bc"):
+                    continue
+                pts = get(r)
+                if not pts:
+                    continue
+                chosen = r["alpha"] is None or best_alpha.get((n, r["method"])) == r["alpha"]
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], color=COLORS[r["method"]], alpha=0.8,
+                        ls="-" if chosen else ":")
             ax.set_title(f"n = {n}")
             ax.set_xlabel("gradient steps")
             if name.startswith("equal_line_q"):
@@ -198,22 +249,24 @@ def scaling_section(runs: list[dict]) -> list[str]:
         fig.tight_layout()
         fig.savefig(FIGS / name, dpi=90)
         plt.close(fig)
-    out += ["Learning curves: ![curves](figures/equal_line_curves.png)", "",
+    out += ["Learning curves (solid: the chosen α, dotted: the other α): ![curves](figures/equal_line_curves.png)", "",
             "Value calibration (mean learned Q_tot on the dataset's own actions minus the discounted Monte-Carlo "
             "return from the same steps, on the learner's fixed diagnostic episodes; symlog scale): "
             "![Q calibration](figures/equal_line_q_calibration.png)", ""]
-    out += ["Final diagnostics (mean over seeds): per-agent agreement of the greedy action with the data, "
-            "Q(a^D) − MC, Q(greedy) − Q(a^D) where they differ, share of greedy actions with β support.", "",
-            "| n | method | agreement | Q(a^D) − MC | Q(greedy) − Q(a^D) | β support |", "|---|---|---|---|---|---|"]
+    out += ["Final diagnostics (mean over seeds, every α): per-agent agreement of the greedy action with the data, "
+            "Q(a^D) − MC, Q(greedy) − Q(a^D), share of greedy actions with β support.", "",
+            "| n | method | α | agreement | Q(a^D) − MC | Q(greedy) − Q(a^D) | β support |", "|---|---|---|---|---|---|---|"]
     for n in ns:
         for m in methods:
-            rs = [r for r in cell.get((n, m), []) if r.get("diagnostics")]
-            if not rs:
-                continue
-            last = [r["diagnostics"][-1] for r in rs]
-            g = lambda k: sum(d.get(k, float("nan")) for d in last) / len(last)  # noqa: E731
-            out.append(f"| {n} | {LABELS[m]} | {g('diag_agent_agreement'):.3f} | {g('diag_q_minus_mc'):.3g} | "
-                       f"{g('diag_q_greedy') - g('diag_q_data'):.3g} | {g('diag_beta_support'):.3f} |")
+            for x in ([None] if m not in USES_ALPHA else alphas):
+                rs = [r for r in runs if r["n"] == n and r["method"] == m and r["alpha"] == x and r.get("diagnostics")]
+                if not rs:
+                    continue
+                last = [r["diagnostics"][-1] for r in rs]
+                g = lambda k: sum(d.get(k, float("nan")) for d in last) / len(last)  # noqa: E731
+                out.append(f"| {n} | {LABELS[m]} | {'' if x is None else f'{x:g}'} | {g('diag_agent_agreement'):.3f} | "
+                           f"{g('diag_q_minus_mc'):.3g} | {g('diag_q_greedy') - g('diag_q_data'):.3g} | "
+                           f"{g('diag_beta_support'):.3f} |")
     out.append("")
     return out
 
@@ -222,11 +275,6 @@ def main() -> None:
     lines = ["# Results", "", "Generated by `python benchmarks/make_results.py` from `benchmarks/results/*.json`; "
              "the commands that produced each file are in the sections' scripts.", ""]
     lines += scaling_section(_scaling_runs())
-    alpha = sorted((RES / "equal_line_alpha").glob("*.json")) if (RES / "equal_line_alpha").exists() else []
-    if alpha:
-        lines += ["### Equal_Line α probes (`benchmarks/compare.py` on the scaling family's datasets)", ""]
-        for f in alpha:
-            lines += compare_table(f"equal_line_alpha/{f.name}", f"`{f.stem}`")
     lines += compare_table("compare_equal_line_n4.json", "Equal_Line, n = 4 (`benchmarks/compare.py`)")
     lines += compare_table("compare_equal_line_n10.json", "Equal_Line, n = 10 (`benchmarks/compare.py`)")
     lines += compare_table("compare_mpe_spread.json", "MPE cooperative navigation (`benchmarks/compare.py`)")

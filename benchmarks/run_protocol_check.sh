@@ -8,7 +8,7 @@
 #   FULL_REPLAY=1 TASKS="mpe_spread mpe_tag mpe_world" bash benchmarks/run_protocol_check.sh
 # FULL_REPLAY=1 runs the continuous MPE check on the full recorded PPO replay instead
 # (offline_data/full/<task>_continuous/medium-replay-ppo, 40 000-260 000 transitions, written by
-# scripts/train_shared_behaviour.py --medium-replay-dir; not in git): the bundled sets hold 500-1000
+# rllib-cfcql behaviour train-shared --medium-replay-dir; not in git): the bundled sets hold 500-1000
 # transitions, too few for a continuous critic (see benchmarks/RESULTS.md).
 set -euo pipefail
 STEPS=${STEPS:-300}            # discrete and HalfCheetah

@@ -33,7 +33,7 @@ REFERENCE_GRU = {3: 0.95, 6: 0.29, 10: 0.13}
 
 
 def make_episodes(n: int, episodes: int, limit: int = 50):
-    from rllib_cfcql.data.policies import BehaviourPolicy
+    from rllib_cfcql.behaviour_policies.specs import BehaviourPolicy
     from rllib_cfcql.data.writer import rollout
     from rllib_cfcql.envs import make_team_env
 
@@ -56,7 +56,7 @@ def build(n: int, ep, rnn: bool, batch: int):
 
 def bare_loop(cfg, learner, steps: int) -> float:
     """The same module and loss in a plain torch loop."""
-    from rllib_cfcql.learner import compute_cfcql_loss
+    from rllib_cfcql.discrete.learner import compute_cfcql_loss
 
     m = learner.module["default_policy"].unwrapped()
     params = list(m.agent.parameters()) + list(m.mixer.parameters())

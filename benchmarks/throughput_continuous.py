@@ -42,7 +42,7 @@ VARIANTS = {"cfcql": {}, "cfcql_vae": {"lambda_model": "vae"}, "macql": {"penalt
 
 
 def collect(task, env_config, episodes=4):
-    from rllib_cfcql.data.policies import BehaviourPolicy
+    from rllib_cfcql.behaviour_policies.specs import BehaviourPolicy
     from rllib_cfcql.data.writer import rollout
     from rllib_cfcql.envs import make_team_env
 
@@ -64,7 +64,8 @@ def build(shape, ep, variant):
 
 
 def bare_loop(cfg, learner, steps: int) -> float:
-    from rllib_cfcql.learner_continuous import compute_continuous_loss
+    from rllib_cfcql import keys as K
+    from rllib_cfcql.continuous.loss import continuous_loss
 
     module = learner.module["default_policy"].unwrapped()
     actor_opt = torch.optim.Adam(module.actor.parameters(), lr=1e-3, foreach=True)
@@ -72,15 +73,16 @@ def bare_loop(cfg, learner, steps: int) -> float:
     bs, every = int(cfg.train_batch_size_per_learner), int(cfg.actor_update_interval)
     t0 = time.perf_counter()
     for k in range(steps):
-        module.actor_step = k % every == 0
+        actor_step = k % every == 0
         batch = learner.store.sample(bs)
-        loss, _ = compute_continuous_loss(cfg, batch, module.forward_train(batch), actor_step=module.actor_step)
+        batch[K.ACTOR_STEP] = actor_step
+        loss = continuous_loss(cfg, batch, module.forward_train(batch)).total
         actor_opt.zero_grad(set_to_none=True)
         critic_opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(module.critic.parameters(), cfg.grad_clip)
         critic_opt.step()
-        if module.actor_step:
+        if actor_step:
             torch.nn.utils.clip_grad_norm_(module.actor.parameters(), cfg.grad_clip)
             actor_opt.step()
         if (k + 1) % every == 0:

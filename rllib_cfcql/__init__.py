@@ -16,8 +16,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "CFCQL": "rllib_cfcql.algorithm",
-    "CFCQLConfig": "rllib_cfcql.algorithm",
+    "CFCQL": "rllib_cfcql.core.algorithm",
+    "CFCQLConfig": "rllib_cfcql.core.config",
     "TASKS": "rllib_cfcql.envs",
     "make_team_env": "rllib_cfcql.envs",
     "TeamDatasetWriter": "rllib_cfcql.data.writer",
@@ -27,7 +27,7 @@ _registered = False
 
 def _cfcql_class():
     """Returns the CFCQL Algorithm class (what Tune's registry entry unpickles to)."""
-    from rllib_cfcql.algorithm import CFCQL
+    from rllib_cfcql.core.algorithm import CFCQL
 
     return CFCQL
 

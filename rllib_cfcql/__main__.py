@@ -2,6 +2,6 @@
 
 import sys
 
-from rllib_cfcql.cli import cfcql_main
+from rllib_cfcql.cli.main import cfcql_main
 
 sys.exit(cfcql_main())

@@ -32,7 +32,7 @@ from typing import Dict
 import torch
 
 from rllib_cfcql import keys as K
-from rllib_cfcql.losses import NEG, masked_log_softmax, masked_mean
+from rllib_cfcql.discrete.loss import NEG, masked_log_softmax, masked_mean
 
 #: β probability at or above which a greedy action counts as supported by the data
 SUPPORT_PROB = 0.01

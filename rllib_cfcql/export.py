@@ -44,7 +44,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from rllib_cfcql.losses import NEG
+from rllib_cfcql.discrete.loss import NEG
 
 EXPORT_VERSION = 1
 MODULE_ID = "default_policy"

@@ -49,9 +49,12 @@ TARGET_Q_AGENTS = "target_q_agents"  # [B, T+1, n, A] cached target utilities (o
 BEHAVIOUR_LOGITS = "behaviour_logits"  # [B, T, n, A] beta (frozen BC model)
 
 # ---- continuous variant (transitions: B states; K = 2 twin critics; M samples) ----
+# step flags the learner puts in each batch (python bools)
+ACTOR_STEP = "actor_step"  # this step also updates the actors
+TOUCH_ACTOR = "touch_actor"  # run the actors even on critic-only steps (DDP needs every parameter used)
 PI_ACTIONS = "pi_actions"  # [B, n, d] current actors' actions (with gradient)
 Q_DATA = "q_data"  # [K, B] central / [K, B, n] independent critics at the data actions
-TD_TARGET = "td_target"  # [B] / [B, n] TD3 target
+TARGET_Q_NEXT = "target_q_next"  # [K, B] / [K, B, n] target critics at (s', smoothed target actions)
 CF_Q = "cf_q"  # [K, M, B, n] Q with agent i's slot at sample m, others at the data
 JOINT_Q = "joint_q"  # [K, M, B] Q at sampled joint actions (MACQL)
 IND_Q = "ind_q"  # [K, M, B, n] independent critics at sampled own actions (ICQL/OMAR)

@@ -11,7 +11,7 @@ expert reference returns, collection time, and the size on disk; with
 directory to report the Parquet vs JSON size side by side.
 
 With ``--policies`` it prints the trained behaviour policies instead (one row per
-``<task>_<variant>`` directory written by ``scripts/train_shared_behaviour.py``): PPO env
+``<task>_<variant>`` directory written by ``rllib-cfcql behaviour train-shared``): PPO env
 steps and wall time, the sampled evaluation returns of random / medium / expert and the
 expert's deterministic one, next to the task's scripted expert (same reference seeds).
 """

@@ -5,7 +5,7 @@
 Two groups. The original three (below) and the quality *families*:
 ``offline_data/<task>_<variant>/<quality>`` for every MPE task × action variant ×
 quality (random, medium-replay, medium, expert, mixed; behaviour from
-rllib_cfcql.data.qualities) and MaMuJoCo HalfCheetah 2x3 (behaviour from the
+rllib_cfcql.behaviour_policies.qualities) and MaMuJoCo HalfCheetah 2x3 (behaviour from the
 committed trained policies). Small on purpose (tutorials and tests); the
 full-size ones come from `rllib-cfcql data collect --quality Q --steps N`
 (offline_data/README.md).

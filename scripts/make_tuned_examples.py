@@ -73,7 +73,7 @@ def example(task: str, quality: str, s: dict, name: str, extra: dict | None = No
     config.update(extra or {})
     lines = [
         f"# CFCQL (continuous actions) on {s['title']},",
-        f"# bundled {quality} dataset ({path}). Reference settings (docs/ALGORITHM.md, "Reference settings").",
+        f"# bundled {quality} dataset ({path}). Reference settings (docs/ALGORITHM.md, \"Reference settings\").",
         f"#   rllib train --file tuned_examples/{name}.yaml",
         "# Full-size data (make it with `rllib-cfcql data collect`, see offline_data/README.md):",
         f"#   rllib train --file tuned_examples/{name}.yaml --config '{{\"input_\": [\"offline_data/full/{s['data']}/{quality}\"]}}'",

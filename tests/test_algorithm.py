@@ -124,7 +124,7 @@ def test_config_validation_names_the_bad_field(tiny_dataset):
 def _rllib(*args, timeout=300):
     env = dict(os.environ, RAY_AIR_NEW_OUTPUT="0", PYTHONUNBUFFERED="1")
     env.pop("RAY_ADDRESS", None)
-    return subprocess.run([sys.executable, "-m", "rllib_cfcql.cli", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "rllib_cfcql", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -1,4 +1,4 @@
-"""Fast tests of the pure (Ray-free) parts of ``rllib_cfcql.cli``.
+"""Fast tests of the pure (Ray-free) parts of ``rllib_cfcql.cli`` (the experiment-file parsing).
 
 None of these tests calls ``ray.init``; only one imports RLlib (to check the
 key validation against a real ``AlgorithmConfig``).
@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from rllib_cfcql.cli import (
+from rllib_cfcql.cli.experiment_file import (
     KNOWN_STOP_KEYS,
     ConfigError,
     apply_overrides,
@@ -22,9 +22,9 @@ from rllib_cfcql.cli import (
     load_yaml,
     parse_experiment,
     parse_json_option,
-    rllib_main,
     validate_stop,
 )
+from rllib_cfcql.cli.main import rllib_main
 
 
 def _yaml(text):
@@ -405,7 +405,7 @@ def test_unknown_key_in_evaluation_config():
 def test_real_algorithm_config_keys():
     from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
-    from rllib_cfcql.cli import allowed_config_keys
+    from rllib_cfcql.core.config_keys import allowed_config_keys
 
     allowed = allowed_config_keys(AlgorithmConfig())
     assert set(AlgorithmConfig().to_dict()) <= allowed

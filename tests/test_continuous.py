@@ -12,10 +12,10 @@ import torch
 
 from rllib_cfcql import CFCQLConfig
 from rllib_cfcql import keys as K
-from rllib_cfcql import losses_continuous as LC
+from rllib_cfcql.continuous import loss as LC
 from rllib_cfcql.data.validate import validate_dataset
-from rllib_cfcql.learner_continuous import compute_continuous_loss
-from rllib_cfcql.nets_continuous import Actors, CentralTwinCritic, ConditionalVAE, IndependentTwinCritics
+from rllib_cfcql.continuous.loss import continuous_loss
+from rllib_cfcql.continuous.nets import Actors, CentralTwinCritic, ConditionalVAE, IndependentTwinCritics
 
 ENV_CFG = {"continuous_actions": True, "max_cycles": 10}
 
@@ -166,7 +166,7 @@ def make_learner(d, ep, **training):
     assert cfg.is_continuous and cfg.resolved_batch_unit == "transitions"
     learner = cfg.build_learner(env=None)
     if cfg.uses_vae:
-        from rllib_cfcql.behaviour import pretrain_vae
+        from rllib_cfcql.core.pretrain import pretrain_vae
 
         state, _ = pretrain_vae(ep, hidden=16, latent=None, steps=20, batch_size=16, lr=1e-3, kl_weight=0.5, seed=0,
                                 progress=False)
@@ -195,9 +195,10 @@ def test_gradient_isolation_between_critic_actor_targets_and_vae(cdata, variant)
     d, ep = cdata
     cfg, learner, module = make_learner(d, ep, **VARIANTS[variant])
     batch = learner.store.sample(16)
-    module.actor_step = True
+    batch[K.ACTOR_STEP] = True
     fwd = module.forward_train(batch)
-    total, stats = compute_continuous_loss(cfg, batch, fwd, actor_step=True)
+    terms = continuous_loss(cfg, batch, fwd)
+    stats = terms.stats
     actor_loss = stats[K.ACTOR_LOSS]
     critic_loss = stats[K.CRITIC_LOSS]
     actor_p, critic_p = list(module.actor.parameters()), list(module.critic.parameters())
@@ -218,7 +219,7 @@ def test_gradient_isolation_between_critic_actor_targets_and_vae(cdata, variant)
         assert torch.allclose(lam.sum(-1), torch.ones(lam.shape[0])) and not torch.allclose(lam, torch.full_like(lam, 1 / 3))
     if variant == "cfcql-policy-samples":
         assert fwd[K.CF_Q].shape[1] == 3 * cfg.cql_samples  # uniform + current + next policy
-    assert math.isfinite(float(total.detach()))
+    assert math.isfinite(float(terms.total.detach()))
 
 
 def _snap(m):
@@ -293,7 +294,7 @@ def test_discrete_task_rejects_continuous_only_switches(tiny_dataset):
 def test_continuous_dataset_round_trip_and_range_check(tmp_path):
     from rllib_cfcql.data.schema import DatasetError, assemble_episodes, columns_from_arrow, episodes_to_rows
     from rllib_cfcql.data.writer import rollout, rows_to_table
-    from rllib_cfcql.data.policies import BehaviourPolicy
+    from rllib_cfcql.behaviour_policies.specs import BehaviourPolicy
     from rllib_cfcql.envs import make_team_env
 
     env = make_team_env("mpe_spread", ENV_CFG)
@@ -312,7 +313,7 @@ def test_continuous_dataset_round_trip_and_range_check(tmp_path):
 
 
 def test_vae_pretraining_is_cached_per_dataset(cdata, tmp_path):
-    from rllib_cfcql.behaviour import pretrain_vae
+    from rllib_cfcql.core.pretrain import pretrain_vae
 
     _, ep = cdata
     kw = dict(hidden=16, latent=None, steps=30, batch_size=16, lr=1e-3, kl_weight=0.5, seed=0, progress=False,

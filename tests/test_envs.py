@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rllib_cfcql.data.policies import BehaviourPolicy
+from rllib_cfcql.behaviour_policies.specs import BehaviourPolicy
 from rllib_cfcql.envs import PettingZooTeamEnv, make_team_env
 from rllib_cfcql.envs.equal_line import MOVES
 

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from rllib_cfcql.data.policies import BehaviourPolicy
+from rllib_cfcql.behaviour_policies.specs import BehaviourPolicy
 from rllib_cfcql.data.writer import collect, return_distribution, rollout
 from rllib_cfcql.envs import make_team_env
 

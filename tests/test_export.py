@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from rllib_cfcql.cli import cfcql_main
+from rllib_cfcql.cli.main import cfcql_main
 from rllib_cfcql.data.validate import validate_dataset
-from rllib_cfcql.module import H_STATE, PREV_ACTION
+from rllib_cfcql.discrete.module import H_STATE, PREV_ACTION
 
 from .conftest import REPO
 

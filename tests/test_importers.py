@@ -18,7 +18,7 @@ h5py = pytest.importorskip("h5py")
 
 from rllib_cfcql import keys as K  # noqa: E402
 from rllib_cfcql.data import importers  # noqa: E402
-from rllib_cfcql.data.commands import main as data_main  # noqa: E402
+from rllib_cfcql.cli.data import main as data_main  # noqa: E402
 from rllib_cfcql.data.validate import validate_dataset  # noqa: E402
 from rllib_cfcql.data.importers import (  # noqa: E402
     IMPORTERS,
@@ -395,9 +395,13 @@ def test_cli_bad_input_exits_2_with_the_message(plain_file, tmp_path, capsys):
         "error: reference returns must be an object with exactly the keys 'random' and 'expert', got {'random': 1}"
     )
     assert data_main(args + ["--reference-returns", "{oops"]) == 2
-    assert capsys.readouterr().err.startswith("error: --reference-returns is not valid JSON (")
+    assert capsys.readouterr().err.startswith("error: --reference-returns: invalid JSON (")
     assert data_main(args + ["--env-config", "[1]"]) == 2
-    assert capsys.readouterr().err.strip() == "error: --env-config must be a JSON object, got '[1]'"
+    assert capsys.readouterr().err.strip() == "error: --env-config: expected a JSON object like '{\"key\": ...}', got list: '[1]'."
+    # `data collect` parses --env-config the same way (one parser for every JSON flag)
+    assert data_main(["collect", "--task", TASK, "--env-config", '{"n_agents": 3, "n_agents": 4}', "--episodes", "1",
+                      "--out", str(tmp_path / "c")]) == 2
+    assert capsys.readouterr().err.strip() == "error: --env-config: duplicate key 'n_agents' in the JSON object."
     assert data_main(["convert", "--from", "authors-hdf5", "--task", TASK, "--out", str(out),
                       str(tmp_path / "missing.h5")]) == 2
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'missing.h5'}: no such file"

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rllib_cfcql.data.commands import main as data_main
+from rllib_cfcql.cli.data import main as data_main
 from rllib_cfcql.data.validate import validate_dataset
 from rllib_cfcql.data.importers import IMPORTERS, convert_dataset, import_og_marl_vault, import_omar_npy
 from rllib_cfcql.data.schema import DatasetError, EpisodeArrays

@@ -15,7 +15,7 @@ from rllib_cfcql import CFCQLConfig
 from rllib_cfcql import keys as K
 from rllib_cfcql.data.validate import validate_dataset
 from rllib_cfcql.data.store import EpisodeStore
-from rllib_cfcql.learner import compute_cfcql_loss
+from rllib_cfcql.discrete.loss import cfcql_loss
 
 ENV_CFG = {"n_agents": 3, "episode_limit": 10, "boundary_mask": True}
 
@@ -35,7 +35,7 @@ def make_learner(d, ep, **training):
     cfg.validate()
     learner = cfg.build_learner(env=None)
     if cfg.uses_behaviour_model:
-        from rllib_cfcql.behaviour import pretrain_behaviour
+        from rllib_cfcql.core.pretrain import pretrain_behaviour
 
         module = learner.module["default_policy"].unwrapped()
         state, _ = pretrain_behaviour(ep, model_cfg=cfg.model_config, n_actions=module.n_actions,
@@ -89,7 +89,7 @@ def test_gradient_isolation_per_term(data, penalty):
     for term in ("td", "penalty"):
         m.zero_grad(set_to_none=True)
         fwd = m.forward_train(batch)
-        terms, _ = compute_cfcql_loss(cfg, batch, fwd)
+        terms = cfcql_loss(cfg, batch, fwd)
         getattr(terms, term).backward()
         for name, p in m.named_parameters():
             top = name.split(".")[0]

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from rllib_cfcql import losses as L
-from rllib_cfcql.nets import QMixer, VDNMixer
+from rllib_cfcql.discrete import loss as L
+from rllib_cfcql.discrete.nets import QMixer, VDNMixer
 
 
 
@@ -139,7 +139,7 @@ def _brute_joint_lse(mixer, q, avail, s):
 
 
 def test_joint_penalty_enumerated_equals_brute_force_and_samples_converge():
-    from rllib_cfcql.module import CFCQLTorchRLModule  # noqa: F401  (module holds the sampler)
+    from rllib_cfcql.discrete.module import CFCQLTorchRLModule  # noqa: F401  (module holds the sampler)
     import gymnasium as gym
     import numpy as np
 
@@ -165,9 +165,19 @@ def test_joint_penalty_enumerated_equals_brute_force_and_samples_converge():
     # sampling branch (joint space 9 > N = 8): the importance-corrected estimate is unbiased in
     # exp-space and consistent; average many independent estimates of Σ exp Q
     module.cfg["joint_samples"] = 8
-    torch.manual_seed(5)
-    sums = torch.stack([L.joint_penalty(*module._joint_values(q, avail, s), torch.zeros(B, 1)).exp() for _ in range(3000)])
-    assert torch.allclose(sums.mean(0)[:, 0].log(), brute, atol=0.03)
+    for stratum in (True, False):  # with the greedy joint action as an exact stratum, and uniform draws only
+        module.cfg["joint_greedy_stratum"] = stratum
+        torch.manual_seed(5)
+        sums = torch.stack([L.joint_penalty(*module._joint_values(q, avail, s), torch.zeros(B, 1)).exp()
+                            for _ in range(3000)])
+        assert torch.allclose(sums.mean(0)[:, 0].log(), brute, atol=0.03), stratum
+    # the stratum is always in the estimate: every draw's LSE is at least Q_tot at the greedy joint action
+    module.cfg["joint_greedy_stratum"] = True
+    greedy = q.masked_fill(avail <= 0, -1e9).argmax(-1)
+    q_star = module.mixer(q.gather(-1, greedy[..., None])[..., 0], s)
+    for _ in range(20):
+        est = L.joint_penalty(*module._joint_values(q, avail, s), torch.zeros(B, 1))
+        assert (est >= q_star - 1e-9).all()
 
 
 def test_td_lambda_targets_closed_forms():

@@ -9,13 +9,13 @@ import pytest
 
 pytest.importorskip("gymnasium_robotics")
 
-from rllib_cfcql.data.checkpoint_policy import (
+from rllib_cfcql.behaviour_policies.checkpoint import (
     FORMAT,
     CheckpointError,
     CheckpointPolicy,
     build_mlp,
 )
-from rllib_cfcql.data.policies import BehaviourPolicy
+from rllib_cfcql.behaviour_policies.specs import BehaviourPolicy
 from rllib_cfcql.envs import TASKS, make_team_env
 from rllib_cfcql.envs.mamujoco import MaMuJoCoHalfCheetah2x3Env
 

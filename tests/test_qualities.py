@@ -10,9 +10,9 @@ import json
 import numpy as np
 import pytest
 
-from rllib_cfcql.data.commands import main as data_main
+from rllib_cfcql.cli.data import main as data_main
 from rllib_cfcql.data.validate import validate_dataset
-from rllib_cfcql.data.qualities import (
+from rllib_cfcql.behaviour_policies.qualities import (
     MEDIUM_SPECS,
     QUALITIES,
     AlternatingBehaviour,

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from rllib_cfcql import keys as K
-from rllib_cfcql.data.qualities import POLICY_ROOT, policy_dir_name, trained_policy_dir
-from rllib_cfcql.data.team_agents import MaskedPPOTorchRLModule, TeamAgentsEnv
+from rllib_cfcql.behaviour_policies.qualities import POLICY_ROOT, policy_dir_name, trained_policy_dir
+from rllib_cfcql.behaviour_policies.team_agents import MaskedPPOTorchRLModule, TeamAgentsEnv
 
 
 @pytest.mark.parametrize("task, cfg, name", [
@@ -141,14 +141,9 @@ def test_ppo_trains_the_masked_module_on_a_masked_task(ray_session, tmp_path):
     """One real RLlib PPO iteration on equal_line with boundary masks: the env raises on any action
     outside the mask, so finishing the iteration means the env runner sampled only available actions;
     the shared policy's parameters moved."""
-    import sys
-
     from ray.tune.registry import register_env
 
-    from rllib_cfcql.data.qualities import PROJECT_ROOT
-
-    sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
-    import train_shared_behaviour as tsb
+    from rllib_cfcql.behaviour_policies import train_shared as tsb
 
     register_env("team_agents", lambda cfg: TeamAgentsEnv(cfg))
     ns = type("Args", (), dict(task="equal_line", hidden=[16, 16], activation="tanh", lr=1e-3, gamma=0.99, epochs=2,

@@ -8,22 +8,22 @@ import json
 import numpy as np
 import pytest
 
-from rllib_cfcql.data.checkpoint_policy import (
+from rllib_cfcql.behaviour_policies.checkpoint import (
     FORMAT,
     CheckpointError,
     CheckpointPolicy,
     build_mlp,
-    evaluate_checkpoint,
     load_checkpoint_policy,
 )
-from rllib_cfcql.data.policies import BehaviourPolicy
-from rllib_cfcql.data.qualities import (
+from rllib_cfcql.behaviour_policies.qualities import (
     POLICY_ROOT,
     CheckpointReplay,
+    evaluate_checkpoint,
     quality_policy,
     reference_expert,
     trained_policy_dir,
 )
+from rllib_cfcql.behaviour_policies.specs import BehaviourPolicy
 from rllib_cfcql.data.writer import rollout
 from rllib_cfcql.envs import make_team_env
 
@@ -220,7 +220,7 @@ def test_collect_trained_medium_replay_is_seeded_and_recorded_in_the_card(tmp_pa
     """`data collect --quality medium-replay` on a task with trained policies replays the PPO run's
     policy sequence: deterministic for a seed, described in the card, references from the trained
     expert; `--behaviours scripted` still gives the scripted family."""
-    from rllib_cfcql.data.commands import main as data_main
+    from rllib_cfcql.cli.data import main as data_main
     from rllib_cfcql.data.validate import validate_dataset
 
     args = ["collect", "--task", "mpe_spread", "--env-config", json.dumps(CONT), "--quality", "medium-replay",

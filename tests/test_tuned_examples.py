@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rllib_cfcql.cli import build_param_space, load_experiment_file
+from rllib_cfcql.cli.experiment_file import load_experiment_file
+from rllib_cfcql.cli.tune_run import build_param_space
 
 from .conftest import REPO
 

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from rllib_cfcql import keys as K
-from rllib_cfcql.data.commands import main as data_main
+from rllib_cfcql.cli.data import main as data_main
 from rllib_cfcql.data.validate import validate_dataset
 from rllib_cfcql.data.schema import DatasetError
 from rllib_cfcql.data.writer import CARD_NAME, collect, data_files, files_hash

@@ -25,7 +25,12 @@ import pyarrow.parquet as pq
 import ray
 from ray.rllib.offline.offline_data import OfflineData
 
-from rllib_cfcql.data.schema import DatasetError, EpisodeArrays, assemble_parts, columns_from_arrow
+from rllib_cfcql.data.schema import (
+    DatasetError,
+    EpisodeArrays,
+    assemble_parts,
+    columns_from_arrow,
+)
 from rllib_cfcql.data.writer import CARD_NAME
 from rllib_cfcql.envs.base import TeamSpec
 

@@ -18,7 +18,13 @@ import pyarrow as pa
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from rllib_cfcql.data.schema import PATH_COLUMN, DatasetError, EpisodeArrays, assemble_parts, columns_from_arrow
+from rllib_cfcql.data.schema import (
+    PATH_COLUMN,
+    DatasetError,
+    EpisodeArrays,
+    assemble_parts,
+    columns_from_arrow,
+)
 from rllib_cfcql.data.writer import CARD_NAME, data_files, files_hash
 from rllib_cfcql.envs.base import TeamSpec
 

@@ -20,8 +20,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rllib_cfcql import keys as K
-from rllib_cfcql.data.policies import BehaviourPolicy
-from rllib_cfcql.data.schema import EpisodeArrays, assemble_episodes, episodes_to_rows, step_columns
+from rllib_cfcql.behaviour_policies.specs import BehaviourPolicy
+from rllib_cfcql.data.schema import (
+    EpisodeArrays,
+    assemble_episodes,
+    episodes_to_rows,
+    step_columns,
+)
 from rllib_cfcql.envs import make_team_env
 from rllib_cfcql.envs.base import TeamEnv
 
@@ -41,9 +46,9 @@ def rollout(
 ) -> EpisodeArrays:
     """Run ``num_episodes`` episodes, or whole episodes until at least ``min_steps``
     transitions; env reset seeds are ``seed + k``. ``policy``: a spec string, a policy
-    (e.g. :class:`BehaviourPolicy`) or a :class:`~rllib_cfcql.data.qualities.BehaviourSchedule`
+    (e.g. :class:`BehaviourPolicy`) or a :class:`~rllib_cfcql.behaviour_policies.qualities.BehaviourSchedule`
     that picks the policy of each episode."""
-    from rllib_cfcql.data.qualities import as_schedule
+    from rllib_cfcql.behaviour_policies.qualities import as_schedule
 
     if (num_episodes is None) == (min_steps is None):
         raise ValueError(f"rollout: give exactly one of num_episodes and min_steps, got {num_episodes} and {min_steps}")
@@ -143,9 +148,13 @@ def data_files(directory: Path) -> list[Path]:
     return sorted(p for p in Path(directory).iterdir() if p.name.startswith("data-") and p.suffix in (".parquet", ".json"))
 
 
-def _versions() -> dict[str, str]:
+CARD_PACKAGES = ("numpy", "pyarrow", "ray", "torch", "gymnasium", "pettingzoo", "mpe2")
+
+
+def package_versions(modules=CARD_PACKAGES) -> dict[str, str]:
+    """Python's and each importable module's version (what a card or a checkpoint sidecar records)."""
     out = {"python": platform.python_version()}
-    for mod in ("numpy", "pyarrow", "ray", "torch", "gymnasium", "pettingzoo", "mpe2"):
+    for mod in modules:
         try:
             out[mod] = __import__(mod).__version__
         except Exception:  # pragma: no cover - optional packages
@@ -156,9 +165,14 @@ def _versions() -> dict[str, str]:
 _REFERENCE_CACHE: dict[str, dict[str, float]] = {}
 
 
+def clear_reference_cache() -> None:
+    """Forget the reference returns computed so far (after a trained expert checkpoint was rewritten)."""
+    _REFERENCE_CACHE.clear()
+
+
 def reference_returns(task: str, env_config: dict, episodes: int, seed: int, source: str = "auto") -> dict[str, float]:
     """Mean returns of the uniform-random and the task's reference expert
-    (:func:`~rllib_cfcql.data.qualities.reference_expert`: the trained expert where the task has
+    (:func:`~rllib_cfcql.behaviour_policies.qualities.reference_expert`: the trained expert where the task has
     one, else its scripted expert); deterministic for the arguments, so computed once per
     process for a whole dataset family."""
     key = json.dumps([task, env_config, episodes, seed, source], sort_keys=True)
@@ -168,7 +182,7 @@ def reference_returns(task: str, env_config: dict, episodes: int, seed: int, sou
 
 
 def _reference_returns(task: str, env_config: dict, episodes: int, seed: int, source: str) -> dict[str, float]:
-    from rllib_cfcql.data.qualities import reference_expert
+    from rllib_cfcql.behaviour_policies.qualities import reference_expert
 
     out = {}
     for name, spec in (("random", "random"), ("expert", reference_expert(task, env_config, source))):
@@ -231,7 +245,7 @@ def make_card(
         **action_stats,
         "reference_returns": {"random": references["random"], "expert": references["expert"]},
         "collection_seconds": round(collection_seconds, 2),
-        "versions": _versions(),
+        "versions": package_versions(),
         "content_hash": files_hash(files),
     }
 
@@ -286,13 +300,17 @@ def collect(
     """Collect a dataset and write it with its card; returns the card.
 
     ``source`` (auto | trained | scripted) says which behaviours the quality and the expert
-    reference use (:func:`~rllib_cfcql.data.qualities.quality_policy`).
+    reference use (:func:`~rllib_cfcql.behaviour_policies.qualities.quality_policy`).
 
-    ``policy``: a spec string or a :class:`~rllib_cfcql.data.qualities.BehaviourSchedule`;
+    ``policy``: a spec string or a :class:`~rllib_cfcql.behaviour_policies.qualities.BehaviourSchedule`;
     when it is None the ``quality`` (random | medium | medium-replay | expert | mixed)
-    chooses it (:func:`~rllib_cfcql.data.qualities.quality_policy`). Give ``episodes`` or
+    chooses it (:func:`~rllib_cfcql.behaviour_policies.qualities.quality_policy`). Give ``episodes`` or
     ``steps`` (whole episodes until at least that many transitions)."""
-    from rllib_cfcql.data.qualities import QUALITIES, describe, quality_policy
+    from rllib_cfcql.behaviour_policies.qualities import (
+        QUALITIES,
+        describe,
+        quality_policy,
+    )
 
     env = make_team_env(task, env_config)  # a bad env_config is reported first
     if policy is None:
@@ -575,7 +593,7 @@ class TeamDatasetWriter:
             **action_stats,
             "state": "agents' observations concatenated" if self.derive_state else "given",
             "collection_seconds": round(time.perf_counter() - self._t0, 2),
-            "versions": _versions(),
+            "versions": package_versions(),
             "content_hash": files_hash(self.files),
         }
         if self.meta["reference_returns"] is not None:

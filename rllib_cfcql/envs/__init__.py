@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from typing import Callable
 
-from rllib_cfcql.envs.base import TeamEnv, TeamSpec, team_action_space, team_observation_space
+from rllib_cfcql.envs.base import (
+    TeamEnv,
+    TeamSpec,
+    team_action_space,
+    team_observation_space,
+)
 from rllib_cfcql.envs.equal_line import EqualLineEnv
 from rllib_cfcql.envs.mamujoco import MaMuJoCoEnv, MaMuJoCoHalfCheetah2x3Env
 from rllib_cfcql.envs.mpe_adversarial import MPETagEnv, MPEWorldCommEnv

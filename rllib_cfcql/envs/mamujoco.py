@@ -22,7 +22,7 @@ Tasks (``rllib_cfcql.envs.TASKS``):
 
 * ``mamujoco_halfcheetah_2x3``: HalfCheetah 2x3 (n=2, obs 12, state 17, d=3).
   Its ``expert_action``/``medium_action`` are policies trained online with
-  RLlib's PPO (``scripts/train_behaviour.py``), committed as small checkpoints
+  RLlib's PPO (``rllib-cfcql behaviour train-centralised``), committed as small checkpoints
   in ``offline_data/policies/mamujoco_halfcheetah_2x3/{expert,medium}.pt``
   (deterministic eval returns over 1000 steps: expert ≈ 1585, medium ≈ 751,
   the latter from a second run whose every PPO iteration is kept for the
@@ -32,12 +32,12 @@ Tasks (``rllib_cfcql.envs.TASKS``):
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
 from rllib_cfcql.envs.pettingzoo_team import PettingZooTeamEnv
+from rllib_cfcql.paths import POLICY_ROOT
 
 
 def _import_gymnasium_robotics() -> None:
@@ -69,7 +69,6 @@ def _import_gymnasium_robotics() -> None:
         sys.stderr.write(text)
 
 #: Where the committed behaviour-policy checkpoints live (relative to the package source tree).
-POLICY_ROOT = Path(__file__).resolve().parents[2] / "offline_data" / "policies"
 
 _DEFAULTS = {"scenario": "HalfCheetah", "agent_conf": "2x3", "agent_obsk": 1, "episode_limit": 1000}
 
@@ -191,7 +190,7 @@ class MaMuJoCoHalfCheetah2x3Env(MaMuJoCoEnv):
     policy_dir = POLICY_ROOT / "mamujoco_halfcheetah_2x3"
 
     def _checkpoint_action(self, name: str) -> np.ndarray:
-        from rllib_cfcql.data.checkpoint_policy import load_checkpoint_policy
+        from rllib_cfcql.behaviour_policies.checkpoint import load_checkpoint_policy
 
         pol = load_checkpoint_policy(self.policy_dir / f"{name}.pt")
         return pol.mean_action(np.asarray(self.par_env.state(), np.float32))

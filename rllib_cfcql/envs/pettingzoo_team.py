@@ -25,7 +25,6 @@ import numpy as np
 
 from rllib_cfcql.envs.base import TeamEnv, TeamSpec
 
-
 ActionAdapter = Callable[[str, np.ndarray], np.ndarray]
 
 

@@ -1,0 +1,72 @@
+"""The continuous variant's model-config keys, each read from its one home: a CFCQLConfig field.
+
+``CFCQLConfig`` hands the module only its own variant's keys (:func:`model_config`); a module built
+directly (without a config) fills what it is not given from a default ``CFCQLConfig`` (:func:`defaults`).
+γ is not a module setting: the loss builds the TD3 target with ``config.gamma``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+
+def model_config(c) -> Dict[str, Any]:
+    """The keys :class:`rllib_cfcql.continuous.module.ContinuousCFCQLTorchRLModule` reads, from config ``c``."""
+    return {
+        "actor_hidden": c.agent_hidden,
+        "critic_hidden": c.critic_hidden or c.agent_hidden,
+        "shared_actor": c.shared_actor,
+        "critic": c.critic,
+        "penalty": c.penalty,
+        "actor_objective": c.resolved_actor_objective,
+        "cql_samples": c.cql_samples,
+        "cql_policy_samples": c.cql_policy_samples,
+        "cql_policy_std": c.cql_policy_std,
+        "target_noise": c.target_noise,
+        "target_noise_clip": c.target_noise_clip,
+        "lambda_model": "vae" if c.uses_vae else "uniform",
+        "cf_tau": c.cf_tau,
+        "vae_hidden": c.vae_hidden,
+        "vae_latent": c.vae_latent,
+        "vae_samples": c.vae_samples,
+        "omar_iters": c.omar_iters,
+        "omar_samples": c.omar_samples,
+        "omar_elites": c.omar_elites,
+        "omar_sigma": c.omar_sigma,
+    }
+
+
+def validate(c, number) -> None:
+    """The continuous checks of ``c.validate()`` (``number(field, lo, hi, integer, lo_open)`` fails naming the field)."""
+    if c.resolved_batch_unit != "transitions":
+        c._fail("batch_unit", c.batch_unit, "'transitions' (or None) for a continuous task: its actors and critics see single steps")
+    obj = c.resolved_actor_objective
+    if c.critic == "independent":
+        if obj not in ("independent", "omar", "bc"):
+            c._fail("actor_objective", c.actor_objective,
+                "'independent', 'omar' or 'auto' with critic='independent' (no central critic to step on)")
+        if c.penalty == "joint":
+            c._fail("penalty", c.penalty, "'cf' (per-agent CQL) or 'none' with critic='independent'")
+    elif obj in ("independent", "omar"):
+        c._fail("actor_objective", c.actor_objective, f"critic='independent' for {obj!r} (ICQL/OMAR have no central critic)")
+    for field in ("cql_samples", "actor_update_interval", "omar_iters", "omar_samples", "vae_hidden",
+                  "vae_pretrain_steps", "vae_batch_size", "vae_samples"):
+        number(field, 1, integer=True)
+    if c.omar_elites is None or not (1 <= c.omar_elites <= c.omar_samples):
+        c._fail("omar_elites", c.omar_elites, f"an integer in [1, omar_samples={c.omar_samples}]")
+    for field in ("cql_policy_std", "omar_sigma", "vae_lr", "td3bc_alpha"):
+        number(field, 0.0, lo_open=True)
+    for field in ("target_noise", "target_noise_clip", "actor_l2", "vae_kl_weight"):
+        number(field, 0.0)
+    number("polyak_tau", 0.0, 1.0, lo_open=True)
+    number("omar_coe", 0.0, 1.0)
+    for field in ("actor_lr", "critic_lr", "critic_hidden", "vae_latent"):
+        if getattr(c, field) is not None:
+            number(field, 0.0, lo_open=True, integer=field in ("critic_hidden", "vae_latent"))
+
+
+def defaults() -> Dict[str, Any]:
+    """The keys of a default ``CFCQLConfig``."""
+    from rllib_cfcql.core.config import CFCQLConfig
+
+    return model_config(CFCQLConfig())

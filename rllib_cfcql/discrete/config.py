@@ -1,0 +1,48 @@
+"""The discrete variant's model-config keys, each read from its one home: a CFCQLConfig field.
+
+``CFCQLConfig`` hands the module only its own variant's keys (:func:`model_config`); a module built
+directly (without a config) fills what it is not given from a default ``CFCQLConfig`` (:func:`defaults`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+
+def model_config(c) -> Dict[str, Any]:
+    """The keys :class:`rllib_cfcql.discrete.module.CFCQLTorchRLModule` reads, from config ``c``."""
+    return {
+        "hidden": c.agent_hidden,
+        "rnn": c.agent_rnn,
+        "obs_last_action": c.resolved_obs_last_action,
+        "obs_agent_id": c.obs_agent_id,
+        "mixer": c.mixer,
+        "mixer_embed": c.mixer_embed,
+        "hyper_hidden": c.hyper_hidden,
+        "mode": c.mode,
+        "penalty": c.penalty,
+        "joint_samples": c.joint_samples,
+        "joint_greedy_stratum": c.joint_greedy_stratum,
+        "use_behaviour": c.uses_behaviour_model,
+    }
+
+
+def validate(c, number) -> None:
+    """The discrete checks of ``c.validate()`` (``number(field, lo, hi, integer, lo_open)`` fails naming the field)."""
+    if c.critic != "central" or c.actor_objective != "auto":
+        c._fail("critic" if c.critic != "central" else "actor_objective",
+                c.critic if c.critic != "central" else c.actor_objective,
+                "the default for a discrete task (critic and actor_objective apply to continuous actions only)")
+    if not isinstance(c.joint_greedy_stratum, bool):
+        c._fail("joint_greedy_stratum", c.joint_greedy_stratum, "True or False")
+    if c.resolved_batch_unit == "transitions" and (c.agent_rnn or c.resolved_obs_last_action):
+        c._fail("batch_unit", c.batch_unit,
+                "'episodes' for a recurrent agent or obs_last_action=True (transitions carry no history); "
+                "set agent_rnn=False and obs_last_action=False to train on transitions")
+
+
+def defaults() -> Dict[str, Any]:
+    """The keys of a default ``CFCQLConfig``."""
+    from rllib_cfcql.core.config import CFCQLConfig
+
+    return model_config(CFCQLConfig())
