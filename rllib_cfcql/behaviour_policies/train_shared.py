@@ -76,14 +76,7 @@ from rllib_cfcql.behaviour_policies.team_agents import (
     MaskedPPOTorchRLModule,
     TeamAgentsEnv,
 )
-from rllib_cfcql.behaviour_policies.training import (
-    copy_linear_policy,
-    ppo_config_tail,
-    save_checkpoint,
-    saved_sequence,
-    versions,
-    write_replay_manifest,
-)
+from rllib_cfcql.behaviour_policies import training
 from rllib_cfcql.paths import POLICY_ROOT
 
 MODULE_ID = "shared"
@@ -142,7 +135,7 @@ def extract_policy(algo, hidden: list[int], activation: str):
         full = torch.cat([t, torch.ones(len(x), module.mask_dim)], 1) if isinstance(module, MaskedPPOTorchRLModule) else t
         return module._forward_inference({Columns.OBS: full})[Columns.ACTION_DIST_INPUTS]
 
-    copy_linear_policy(linears, net, reference, x, "PPO")
+    training.copy_linear_policy(linears, net, reference, x, "PPO")
     return net
 
 
@@ -248,8 +241,8 @@ def select(out: Path, task: str, env_config: dict, r_random: float, episodes: in
         dst.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
         log(f"[select] {role}.pt <- {meta.get('source_checkpoint', c['path'].name)} (sampled {c['sampled']:.2f}, "
               f"normalised {c['normalised']})", flush=True)
-    steps = saved_sequence(out / "training")
-    write_replay_manifest(out, steps, medium["env_steps"])
+    steps = training.saved_sequence(out / "training")
+    training.write_replay_manifest(out, steps, medium["env_steps"])
     curve = [{"env_steps": c["env_steps"], "wall_s": c["meta"].get("wall_seconds"),
               "eval_return_40_deterministic": c["meta"].get("eval_return"), "eval_return_sampled": c["sampled"],
               "normalised_sampled": c["normalised"]} for c in cands]
@@ -328,7 +321,7 @@ def build_algo(args, env_config: dict):
         .env_runners(num_env_runners=0, num_envs_per_env_runner=args.num_envs)
         .multi_agent(policies={MODULE_ID}, policy_mapping_fn=lambda agent_id, episode, **kw: MODULE_ID)
     )
-    config = ppo_config_tail(config, train_cfg, model, args.seed, smoothing=20)
+    config = training.ppo_config_tail(config, train_cfg, model, args.seed, smoothing=20)
     from rllib_cfcql.envs import make_team_env
 
     if not make_team_env(args.task, env_config).team_spec.continuous:
@@ -438,7 +431,7 @@ def main(argv=None) -> int:
         "algorithm": "RLlib PPO (new API stack, torch), one policy shared by all agents: own obs + one-hot(agent) -> action",
         "train_env": f"rllib_cfcql.behaviour_policies.team_agents:TeamAgentsEnv over {args.task} (team reward to every agent)",
         "train_config": dict(train_cfg, hidden=list(args.hidden), activation=args.activation, num_envs=len(envs)),
-        "seed": args.seed, "versions": versions(), "input_norm": None,
+        "seed": args.seed, "versions": training.versions(), "input_norm": None,
     }
     history: list[dict] = []
 
@@ -447,7 +440,7 @@ def main(argv=None) -> int:
         net = extract_policy(algo, list(args.hidden), args.activation)
         path = steps_dir / f"step-{steps:08d}.pt"
         meta = dict(common, env_steps=steps, wall_seconds=round(time.monotonic() - t_start, 1))
-        save_checkpoint(net, path, meta)
+        training.save_checkpoint(net, path, meta)
         h = {"file": path.name, "env_steps": steps, "wall_s": meta["wall_seconds"], "eval_return": None,
              "eval_return_sampled": None, "per_env_steps": [int(e.steps) for e in envs]}
         history.append(h)
@@ -458,7 +451,7 @@ def main(argv=None) -> int:
         meta.update(eval_return=float(np.mean(det)), eval_return_sampled=float(np.mean(smp)),
                     eval_return_sampled_std=float(np.std(smp)), eval_episodes=args.eval_episodes,
                     eval_seeds=f"{1_000_003}..{1_000_003 + args.eval_episodes - 1}")
-        save_checkpoint(net, path, meta)
+        training.save_checkpoint(net, path, meta)
         h.update(eval_return=meta["eval_return"], eval_return_sampled=meta["eval_return_sampled"])
         log(f"[ckpt] {path.name} wall={meta['wall_seconds']:.0f}s deterministic={meta['eval_return']:.2f} "
               f"sampled={meta['eval_return_sampled']:.2f} (random {r_random:.2f})", flush=True)

@@ -93,6 +93,16 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="more Tune output (-v: trial results, -vv: full results)")
 
 
+def _train_subcommand(parser: argparse.ArgumentParser, help_text: str):
+    """Adds the subcommands to ``parser`` with ``train`` (its arguments included); returns them."""
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    train = sub.add_parser("train", help=help_text, description=_TRAIN_DESCRIPTION,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_train_arguments(train)
+    return sub
+
+
 def _run_train_cli(args: argparse.Namespace, prog: str) -> int:
     try:
         return run_train(args)
@@ -111,14 +121,7 @@ def rllib_main(argv: Optional[List[str]] = None) -> int:
         prog="rllib",
         description="RLlib command line (provided by rllib-cfcql for Ray >= 2.42).",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    train = sub.add_parser(
-        "train", help="train from a tuned-example YAML file",
-        description=_TRAIN_DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _add_train_arguments(train)
+    _train_subcommand(parser, "train from a tuned-example YAML file")
     args = parser.parse_args(argv)
     return _run_train_cli(args, "rllib train")
 
@@ -147,14 +150,7 @@ def cfcql_main(argv: Optional[List[str]] = None) -> int:
         prog="rllib-cfcql",
         description="CFCQL for RLlib: training and offline-data tools.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    train = sub.add_parser(
-        "train", help="train from a tuned-example YAML file (same as `rllib train`)",
-        description=_TRAIN_DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _add_train_arguments(train)
+    sub = _train_subcommand(parser, "train from a tuned-example YAML file (same as `rllib train`)")
     sub.add_parser(
         "data", help="offline-dataset tools (see `rllib-cfcql data --help`)",
         add_help=False,

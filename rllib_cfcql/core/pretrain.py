@@ -73,17 +73,23 @@ def _nll_acc(net, batch, cfg, n_actions):
     return L.bc_loss_and_accuracy(logits, batch[K.ACTIONS], avail, batch[K.FILLED])
 
 
-def fit_with_early_stopping(net: torch.nn.Module, train_step, validate, *, steps: int, eval_every: int,
-                            patience: int, label: str, progress: bool):
-    """Run ``train_step()`` up to ``steps`` times; every ``eval_every`` steps (and at the last),
+def fit_with_early_stopping(net: torch.nn.Module, train_loss, validate, *, lr: float, steps: int, eval_every: int,
+                            patience: int, label: str, progress: bool, grad_clip: float | None = None):
+    """Up to ``steps`` Adam steps (learning rate ``lr``, optional gradient-norm clip) on ``train_loss()``; every ``eval_every`` steps (and at the last),
     ``validate()`` returns (loss, extra metrics); stop after ``patience`` evaluations without an
     improvement of 1e-4. Returns (the best state_dict as numpy arrays, or the last one when no
     evaluation improved on inf; info with ``val_loss``, the best evaluation's metrics, ``steps``,
     ``seconds``)."""
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
     best, best_state, best_extra, bad, t0, step = float("inf"), None, {}, 0, time.perf_counter(), 0
     bar = progress_bar(steps, label) if progress else None
     for step in range(1, steps + 1):
-        train_step()
+        loss = train_loss()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
+        opt.step()
         if bar:
             bar.update(1)
         if step % eval_every == 0 or step == steps:
@@ -140,22 +146,16 @@ def pretrain_behaviour(
     val_batch = val_store.episodes(torch.arange(val_store.num_episodes))
     in_dim = obs_dim + (n_actions if arch["obs_last_action"] else 0) + (n_agents if arch["obs_agent_id"] else 0)
     net = AgentNet(in_dim, n_actions, arch["hidden"], arch["rnn"])
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-
-    def train_step():
-        nll, _ = _nll_acc(net, train_store.sample(batch_size), arch, n_actions)
-        opt.zero_grad(set_to_none=True)
-        nll.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
-        opt.step()
+    def train_loss():
+        return _nll_acc(net, train_store.sample(batch_size), arch, n_actions)[0]
 
     def validate():
         v, acc = _nll_acc(net, val_batch, arch, n_actions)
         return v.item(), {"val_accuracy": acc.item()}
 
-    state, info = fit_with_early_stopping(net, train_step, validate, steps=steps, eval_every=eval_every,
-                                          patience=patience, label="pre-training behaviour model β (BC)",
-                                          progress=progress)
+    state, info = fit_with_early_stopping(net, train_loss, validate, lr=lr, grad_clip=10.0, steps=steps,
+                                          eval_every=eval_every, patience=patience,
+                                          label="pre-training behaviour model β (BC)", progress=progress)
     info = {"val_nll": info.pop("val_loss"), "val_accuracy": info.get("val_accuracy", float("nan")), **info,
             "cached": False, "cache_path": str(path)}
     _store_cached(path, state, info)
@@ -200,19 +200,14 @@ def pretrain_vae(
     n_val = max(1, len(states) // 10)
     val_idx, train_idx = perm[:n_val], perm[n_val:] if len(states) > 1 else perm
     vae = ConditionalVAE(state_dim, n_agents, act_dim, hidden, latent)
-    opt = torch.optim.Adam(vae.parameters(), lr=lr)
-
-    def train_step():
+    def train_loss():
         j = train_idx[torch.randint(len(train_idx), (batch_size,), generator=g)]
-        loss, _ = vae.elbo_loss(states[j], actions[j], kl_weight)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        return vae.elbo_loss(states[j], actions[j], kl_weight)[0]
 
     def validate():
         return vae.elbo_loss(states[val_idx], actions[val_idx], kl_weight)[0].item(), {}
 
-    state, info = fit_with_early_stopping(vae, train_step, validate, steps=steps, eval_every=eval_every,
+    state, info = fit_with_early_stopping(vae, train_loss, validate, lr=lr, steps=steps, eval_every=eval_every,
                                           patience=patience, label="pre-training behaviour VAE (λ)", progress=progress)
     info.update(cached=False, cache_path=str(path))
     _store_cached(path, state, info)
