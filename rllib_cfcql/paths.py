@@ -1,4 +1,5 @@
-"""The one definition of where the project's files live: bundled datasets and trained behaviour policies.
+"""The one definition of where the project's files live: bundled datasets, trained behaviour policies
+and the cache of pre-trained behaviour models (β, VAE).
 
 ``PROJECT_ROOT`` is, in order: the ``RLLIB_CFCQL_HOME`` environment variable if it is set; the
 checkout the package was imported from (an editable install: the folder above ``rllib_cfcql/``)
@@ -33,3 +34,9 @@ PROJECT_ROOT = project_root()
 OFFLINE_DATA = PROJECT_ROOT / "offline_data"
 #: trained behaviour policies: ``<POLICY_ROOT>/<task>_<variant>/`` (and ``<task>/`` for HalfCheetah 2x3)
 POLICY_ROOT = OFFLINE_DATA / "policies"
+
+
+def cache_dir() -> Path:
+    """Where pre-trained β / VAE weights are cached: ``$RLLIB_CFCQL_CACHE``, else ~/.cache/rllib_cfcql
+    (read at each call, so a process may point it elsewhere after import)."""
+    return Path(os.environ.get("RLLIB_CFCQL_CACHE", Path.home() / ".cache" / "rllib_cfcql"))

@@ -1,7 +1,8 @@
 """The continuous variant's model-config keys, each read from its one home: a CFCQLConfig field.
 
 ``CFCQLConfig`` hands the module only its own variant's keys (:func:`model_config`); a module built
-directly (without a config) fills what it is not given from a default ``CFCQLConfig`` (:func:`defaults`).
+directly (without a config) fills what it is not given from a default ``CFCQLConfig``
+(:func:`rllib_cfcql.core.config.default_model_config`).
 γ is not a module setting: the loss builds the TD3 target with ``config.gamma``.
 """
 
@@ -64,9 +65,3 @@ def validate(c, number) -> None:
         if getattr(c, field) is not None:
             number(field, 0.0, lo_open=True, integer=field in ("critic_hidden", "vae_latent"))
 
-
-def defaults() -> Dict[str, Any]:
-    """The keys of a default ``CFCQLConfig``."""
-    from rllib_cfcql.core.config import CFCQLConfig
-
-    return model_config(CFCQLConfig())

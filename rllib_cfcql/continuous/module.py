@@ -33,12 +33,13 @@ from rllib_cfcql.continuous.nets import (
     ConditionalVAE,
     IndependentTwinCritics,
 )
+from rllib_cfcql.core.config import default_model_config
 from rllib_cfcql.discrete.module import DirectActionsMixin
 
 
 class ContinuousCFCQLTorchRLModule(DirectActionsMixin, TorchRLModule, InferenceOnlyAPI):
     def setup(self):
-        cfg = {**variant_config.defaults(), **(self.model_config or {})}
+        cfg = {**default_model_config(variant_config.model_config), **(self.model_config or {})}
         self.cfg = cfg
         self.n_agents, self.obs_dim = self.observation_space[K.OBS].shape
         self.state_dim = self.observation_space[K.STATE].shape[0]

@@ -541,3 +541,9 @@ class CFCQLConfig(AlgorithmConfig):
 
     def team_spec(self) -> TeamSpec:
         return spec_from_spaces(self.observation_space, self.action_space)
+
+
+def default_model_config(model_config) -> Dict[str, Any]:
+    """``model_config(CFCQLConfig())``: a variant's module keys at the config's defaults (what a module
+    built without a config falls back to)."""
+    return model_config(CFCQLConfig())

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from rllib_cfcql import keys as K
+from rllib_cfcql import paths
 from rllib_cfcql.data.schema import EpisodeArrays
 from rllib_cfcql.data.store import EpisodeStore
 from rllib_cfcql.discrete import loss as L
@@ -30,10 +31,6 @@ from rllib_cfcql.discrete.nets import AgentNet, episode_agent_inputs
 from rllib_cfcql.progress import progress_bar
 
 logger = logging.getLogger(__name__)
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("RLLIB_CFCQL_CACHE", Path.home() / ".cache" / "rllib_cfcql"))
 
 
 def arrays_digest(ep: EpisodeArrays) -> str:
@@ -46,7 +43,7 @@ def arrays_digest(ep: EpisodeArrays) -> str:
 
 def _cache_file(prefix: str, key_src: dict, cache_dir) -> Path:
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:24]
-    return (Path(cache_dir) if cache_dir else default_cache_dir()) / "behaviour" / f"{prefix}-{key}.pt"
+    return (Path(cache_dir) if cache_dir else paths.cache_dir()) / "behaviour" / f"{prefix}-{key}.pt"
 
 
 def _load_cached(path: Path):

@@ -1,7 +1,8 @@
 """The discrete variant's model-config keys, each read from its one home: a CFCQLConfig field.
 
 ``CFCQLConfig`` hands the module only its own variant's keys (:func:`model_config`); a module built
-directly (without a config) fills what it is not given from a default ``CFCQLConfig`` (:func:`defaults`).
+directly (without a config) fills what it is not given from a default ``CFCQLConfig``
+(:func:`rllib_cfcql.core.config.default_model_config`).
 """
 
 from __future__ import annotations
@@ -40,9 +41,3 @@ def validate(c, number) -> None:
                 "'episodes' for a recurrent agent or obs_last_action=True (transitions carry no history); "
                 "set agent_rnn=False and obs_last_action=False to train on transitions")
 
-
-def defaults() -> Dict[str, Any]:
-    """The keys of a default ``CFCQLConfig``."""
-    from rllib_cfcql.core.config import CFCQLConfig
-
-    return model_config(CFCQLConfig())

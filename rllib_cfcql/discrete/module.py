@@ -27,6 +27,7 @@ from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 from ray.util import log_once
 
 from rllib_cfcql import keys as K
+from rllib_cfcql.core.config import default_model_config
 from rllib_cfcql.discrete import config as variant_config
 from rllib_cfcql.discrete.loss import NEG
 from rllib_cfcql.discrete.nets import (
@@ -63,7 +64,7 @@ class DirectActionsMixin:
 
 class CFCQLTorchRLModule(DirectActionsMixin, TorchRLModule, InferenceOnlyAPI):
     def setup(self):
-        cfg = {**variant_config.defaults(), **(self.model_config or {})}
+        cfg = {**default_model_config(variant_config.model_config), **(self.model_config or {})}
         self.cfg = cfg
         obs_space = self.observation_space
         self.n_agents, self.obs_dim = obs_space[K.OBS].shape
