@@ -29,7 +29,7 @@ import torch
 from rllib_cfcql import CFCQLConfig
 from rllib_cfcql.core.pretrain import pretrain_behaviour
 from rllib_cfcql.data.validate import validate_dataset
-from rllib_cfcql.evaluation import evaluate_module
+from rllib_cfcql.evaluation import evaluate_episodes
 
 METHODS = {
     "cfcql": dict(mode="cql", penalty="cf"),
@@ -79,18 +79,23 @@ def run_one(ds_dir, card, episodes, method, seed, a) -> dict:
     learner.set_dataset(episodes, 1, seed)
     refs = card["reference_returns"]
     norm = lambda r: 100.0 * (r - refs["random"]) / (refs["expert"] - refs["random"])  # noqa: E731
-    curve, diags, t0 = [], [], time.perf_counter()
+    curve, wins, diags, t0 = [], [], [], time.perf_counter()
     done = 0
     while done < a.steps:
         k = min(a.eval_every, a.steps - done)
         learner.train_steps(k)
         done += k
-        rets = evaluate_module(module, card["task"], card["env_config"], a.eval_episodes, seed=777)
-        curve.append((done, float(norm(rets.mean()))))
+        ev = evaluate_episodes(module, card["task"], card["env_config"], a.eval_episodes, seed=777)
+        curve.append((done, float(norm(ev["returns"].mean()))))
+        if not np.isnan(ev["wins"]).all():  # tasks with a win flag (SMAX): the win rate too
+            wins.append((done, float(ev["wins"].mean())))
         # value calibration and policy support on the learner's diagnostic episodes (docs/DIAGNOSTICS.md)
         diags.append({"steps": done, **{k: float(v) for k, v in learner.diagnostics().items()}})
-    return {"method": method, "seed": seed, "final": curve[-1][1], "best": max(s for _, s in curve),
-            "curve": curve, "diagnostics": diags, "seconds": round(time.perf_counter() - t0, 1)}
+    row = {"method": method, "seed": seed, "final": curve[-1][1], "best": max(s for _, s in curve),
+           "curve": curve, "diagnostics": diags, "seconds": round(time.perf_counter() - t0, 1)}
+    if wins:
+        row.update(final_win=wins[-1][1], best_win=max(w for _, w in wins), win_curve=wins)
+    return row
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -136,7 +141,8 @@ def main() -> None:
             if a.out:  # partial results survive an interrupted long run
                 Path(a.out).parent.mkdir(parents=True, exist_ok=True)
                 Path(a.out).write_text(json.dumps({"args": vars(a), "rows": rows, "partial": True}, indent=1))
-            print(f"{method:6s} seed {seed}: final {r['final']:7.1f}  best {r['best']:7.1f}  ({r['seconds']} s)", flush=True)
+            win = f"  win rate final {r['final_win']:.2f} best {r['best_win']:.2f}" if "final_win" in r else ""
+            print(f"{method:6s} seed {seed}: final {r['final']:7.1f}  best {r['best']:7.1f}{win}  ({r['seconds']} s)", flush=True)
     print(f"\n{a.dataset}: normalised score after {a.steps} gradient steps "
           f"(batch {a.batch} {'episodes' if a.rnn else 'transitions'}, {a.eval_episodes} eval episodes)")
     print(f"{'method':8s} {'final':>16s} {'best':>16s}")
@@ -145,7 +151,11 @@ def main() -> None:
         f = np.array([r["final"] for r in rows if r["method"] == method])
         b = np.array([r["best"] for r in rows if r["method"] == method])
         summary[method] = {"final_mean": f.mean(), "final_std": f.std(), "best_mean": b.mean(), "best_std": b.std()}
-        print(f"{method:8s} {f.mean():8.1f} ± {f.std():5.1f} {b.mean():8.1f} ± {b.std():5.1f}")
+        w = np.array([r["final_win"] for r in rows if r["method"] == method and "final_win" in r])
+        if len(w):
+            summary[method].update(final_win_mean=w.mean(), final_win_std=w.std())
+        win = f"   win rate {w.mean():.2f} ± {w.std():.2f}" if len(w) else ""
+        print(f"{method:8s} {f.mean():8.1f} ± {f.std():5.1f} {b.mean():8.1f} ± {b.std():5.1f}{win}")
     print("\nfinal diagnostics (mean over seeds): greedy = data per agent | β support | Q(a^D) − MC | "
           "Q(greedy) − Q(a^D) | unseen tail weight")
     for method in a.methods.split(","):

@@ -81,6 +81,8 @@ POLICY_ACCURACY = "policy_accuracy"
 NUM_GRAD_STEPS = "num_grad_steps_lifetime"
 NUM_TARGET_UPDATES = "num_target_updates_lifetime"
 NORMALIZED_SCORE = "normalized_score"
+#: battle win rate over the evaluation episodes, on tasks whose env reports ``info["battle_won"]`` (SMAX)
+WIN_RATE = "win_rate"
 PENALTY_TO_TD = "penalty_to_td"  # α·penalty / TD loss of the step
 MC_RETURN = "mc_return"  # [E, T] discounted return-to-go of each dataset step (store extra)
 # diagnostics on a fixed set of dataset episodes, once per iteration (rllib_cfcql.diagnostics)

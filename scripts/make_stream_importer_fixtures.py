@@ -147,6 +147,10 @@ def vault_fixture_rollout(
         if terminal_cut and e < episodes:
             _cut(ep, e, L, terminal=True)
         return ep, dict(MPE_CONT)
+    if task == "smax_2s3z":  # a StarCraft-like vault (needs the [smax] extra); 12-step battles, all cut by the limit
+        env_config = {"episode_limit": 12}
+        ep = _copy(rollout(make_team_env(task, env_config), BehaviourPolicy("eps_expert:0.3"), episodes, seed=seed))
+        return ep, env_config
     raise ValueError(f"no vault fixture for task {task!r}")
 
 

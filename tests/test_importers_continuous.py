@@ -19,9 +19,14 @@ import numpy as np
 import pytest
 
 from rllib_cfcql.cli.data import main as data_main
-from rllib_cfcql.data.validate import validate_dataset
-from rllib_cfcql.data.importers import IMPORTERS, convert_dataset, import_og_marl_vault, import_omar_npy
+from rllib_cfcql.data.importers import (
+    IMPORTERS,
+    convert_dataset,
+    import_og_marl_vault,
+    import_omar_npy,
+)
 from rllib_cfcql.data.schema import DatasetError, EpisodeArrays
+from rllib_cfcql.data.validate import validate_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location(
@@ -437,3 +442,36 @@ def test_vault_incomplete_tail_and_corruption(tmp_path):
     (loc / "metadata.json").write_text('{"version": 1.2')
     _raises(lambda: import_og_marl_vault(loc, task="equal_line", env_config=cfg),
             r"metadata\.json: not a flashbax vault metadata file \(truncated or corrupt\?\)", loc / "metadata.json")
+
+
+HAS_JAXMARL = importlib.util.find_spec("jaxmarl") is not None
+
+
+@needs_flashbax
+@pytest.mark.skipif(not HAS_JAXMARL, reason='the smax tasks need the optional extra: pip install -e ".[smax]"')
+def test_starcraft_vault_onto_a_dataset_only_task(tmp_path):
+    """A vault recorded on a StarCraft-like task (SMAX 2s3z here, standing in for a SMAC vault) imported
+    with --task none: shapes from the vault, no env, no reference returns; then CFCQL without an env
+    takes its shapes from the card."""
+    from rllib_cfcql import CFCQLConfig
+    from rllib_cfcql.envs import make_team_env
+
+    loc, expected, env_config = fx.write_vault_fixture(tmp_path / "vaults", task="smax_2s3z", episodes=3)
+    out = tmp_path / "converted"
+    assert data_main(["convert", "--from", "og-marl-vault", "--task", "none", "--out", str(out), str(loc)]) == 0
+    card, ep = validate_dataset(out)
+    _same(ep, expected, reward_atol=VAULT_ATOL)
+    spec = make_team_env("smax_2s3z", env_config).team_spec
+    assert card["task"] is None and "reference_returns" not in card
+    got = {k: card["spec"][k] for k in ("n_agents", "obs_dim", "state_dim", "n_actions", "continuous")}
+    assert got == {"n_agents": 5, "obs_dim": spec.obs_dim, "state_dim": spec.state_dim, "n_actions": 10,
+                   "continuous": False}
+    cfg = CFCQLConfig().environment(None).offline_data(input_=[str(out)])
+    cfg.validate()
+    assert cfg.team_spec().n_agents == 5 and cfg.team_spec().n_actions == 10 and cfg.evaluation_interval is None
+    # a discrete vault without legals cannot say how many actions there are
+    exp = fx.vault_experience(fx.vault_fixture_rollout("smax_2s3z", episodes=2)[0], with_legals=False)
+    bare = fx.write_vault(tmp_path / "vaults", "bare.vlt", exp)
+    _raises(lambda: import_og_marl_vault(bare, task=None, env_config={}), r"needs 'infos.legals'", bare)
+    with pytest.raises(DatasetError, match="needs --task"):
+        convert_dataset("omar-npy", [str(loc)], tmp_path / "x", task=None, env_config={})

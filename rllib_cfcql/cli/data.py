@@ -46,11 +46,14 @@ def _cmd_convert(a) -> int:
     env_config = parse_json_option(a.env_config, "--env-config") if a.env_config else {}
     refs = parse_json_option(a.reference_returns, "--reference-returns") if a.reference_returns else None
     options = parse_json_option(a.importer_options, "--importer-options") if a.importer_options else None
-    card = convert_dataset(a.kind, a.inputs, a.out, task=a.task, env_config=env_config, fmt=a.format,
+    task = None if a.task == "none" else a.task
+    card = convert_dataset(a.kind, a.inputs, a.out, task=task, env_config=env_config, fmt=a.format,
                            force=a.force, reference_returns=refs, importer_options=options)
+    r = card.get("reference_returns")
+    refs_text = f"random {r['random']:.3f}, expert {r['expert']:.3f}" if r else "no reference returns: dataset-only"
     print(f"wrote {a.out}: {card['episodes']} episodes, {card['transitions']} transitions "
           f"from {len(a.inputs)} {a.kind} file(s), return {card['return']['mean']:.3f} ± {card['return']['std']:.3f} "
-          f"(random {card['reference_returns']['random']:.3f}, expert {card['reference_returns']['expert']:.3f})")
+          f"({refs_text})")
     return 0
 
 
@@ -66,6 +69,8 @@ def _cmd_inspect(a) -> int:
         ("quality / behaviour", f"{card.get('quality')} / {card.get('behaviour_policy')}"),
         ("episodes / transitions", f"{card.get('episodes')} / {card.get('transitions')}"),
     ]
+    if "win_rate" in card:
+        rows.append(("battles won", f"{card['win_rate']:.1%}"))
     if ret:
         rows.append(("return mean ± std [min, max]",
                      f"{ret['mean']:.3f} ± {ret['std']:.3f} [{ret['min']:.3f}, {ret['max']:.3f}]"))
@@ -130,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="source format: authors-hdf5 = the CFCQL authors' PyMARL-layout HDF5 files; "
                          "omar-npy = OMAR / CFCQL-continuous seed_<k>_data folders of per-agent .npy files; "
                          "og-marl-vault = an OG-MARL flashbax vault folder (extra: rllib-cfcql[og-marl])")
-    cv.add_argument("--task", required=True, choices=sorted(TASKS))
+    cv.add_argument("--task", required=True, choices=sorted(TASKS) + ["none"],
+                    help="the task the data was recorded on; none (og-marl-vault only): a dataset-only task with "
+                         "the vault's own shapes, e.g. SMAC vaults recorded on StarCraft II (train with env: null)")
     cv.add_argument("--env-config", default="", help="JSON object of env_config, e.g. '{\"n_agents\": 4}'")
     cv.add_argument("--format", choices=FORMATS, default="parquet")
     cv.add_argument("--reference-returns", default="",

@@ -69,6 +69,7 @@ REPORTER_METRICS = {
     "learners/default_policy/penalty": "penalty",
     "evaluation/env_runners/episode_return_mean": "eval return",
     "evaluation/env_runners/normalized_score": "norm. score",
+    "evaluation/env_runners/win_rate": "win rate",  # tasks that report battle_won (SMAX); absent elsewhere
 }
 
 #: What the summary of a run without evaluation reports: result path -> title.
@@ -83,6 +84,7 @@ TRAINING_SUMMARY_METRICS = {
 
 EVAL_RETURN_KEY = "evaluation/env_runners/episode_return_mean"
 NORMALIZED_SCORE_KEY = "evaluation/env_runners/normalized_score"
+WIN_RATE_KEY = "evaluation/env_runners/win_rate"
 
 
 _GRID = "grid_search"

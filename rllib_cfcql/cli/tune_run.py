@@ -15,6 +15,7 @@ from rllib_cfcql.cli.experiment_file import (
     NORMALIZED_SCORE_KEY,
     REPORTER_METRICS,
     TRAINING_SUMMARY_METRICS,
+    WIN_RATE_KEY,
     ConfigError,
     ExperimentSpec,
     _check_positive_int,
@@ -302,6 +303,9 @@ def _print_summary(result_grid: Any, spec: ExperimentSpec, grid_paths, out=None,
             final_s = _fmt_num(final)
         print(f"  final eval return  : {final_s}", file=out)
         print(f"  normalized score   : {_fmt_num(_lookup(metrics, NORMALIZED_SCORE_KEY))}", file=out)
+        win = _lookup(metrics, WIN_RATE_KEY)
+        if win is not None:
+            print(f"  win rate           : {_fmt_num(win)}", file=out)
         best_s = _fmt_num(best) + (f" (iteration {best_it})" if best_it is not None else "")
         print(f"  best eval return   : {best_s}", file=out)
         ckpt = getattr(r, "checkpoint", None)

@@ -15,6 +15,7 @@ from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.util import log_once
 
+from rllib_cfcql.core.callbacks import TeamMetricsCallback
 from rllib_cfcql.data.offline import TeamOfflineData
 from rllib_cfcql.envs import TASKS, make_team_env
 from rllib_cfcql.envs.base import TeamSpec, spec_from_spaces
@@ -177,6 +178,8 @@ class CFCQLConfig(AlgorithmConfig):
         self.evaluation_duration = 32
         self.evaluation_duration_unit = "episodes"
         self.evaluation_config = {"explore": False}
+        # the battle win rate of tasks that report one (SMAX), next to the return
+        self.callbacks_class = TeamMetricsCallback
 
     def __setattr__(self, key, value):
         # Make dataset paths absolute where the user states them: Tune trials run in

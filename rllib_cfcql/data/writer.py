@@ -43,11 +43,13 @@ def rollout(
     progress: bool = False,
     *,
     min_steps: int | None = None,
+    wins: list | None = None,
 ) -> EpisodeArrays:
     """Run ``num_episodes`` episodes, or whole episodes until at least ``min_steps``
     transitions; env reset seeds are ``seed + k``. ``policy``: a spec string, a policy
     (e.g. :class:`BehaviourPolicy`) or a :class:`~rllib_cfcql.behaviour_policies.qualities.BehaviourSchedule`
-    that picks the policy of each episode."""
+    that picks the policy of each episode. ``wins``: a list that gets each episode's last
+    ``info["battle_won"]`` on tasks that report one (SMAX)."""
     from rllib_cfcql.behaviour_policies.qualities import as_schedule
 
     if (num_episodes is None) == (min_steps is None):
@@ -74,8 +76,10 @@ def rollout(
         t, done = 0, False
         while not done:
             a = policy(env, obs, rng)
-            nxt, r, term, trunc, _ = env.step(a)
+            nxt, r, term, trunc, info = env.step(a)
             done = term or trunc
+            if done and wins is not None and "battle_won" in info:
+                wins.append(bool(info["battle_won"]))
             rows[K.EPISODE_ID].append(k)
             rows[K.T].append(t)
             rows[K.OBS].append(obs[K.OBS].reshape(-1))
@@ -211,7 +215,7 @@ def make_card(
     seed: int,
     fmt: str,
     files: list[Path],
-    references: dict[str, float],
+    references: dict[str, float] | None,
     quality: str,
     collection_seconds: float,
 ) -> dict:
@@ -243,7 +247,8 @@ def make_card(
         },
         "return_distribution": return_distribution(ret),
         **action_stats,
-        "reference_returns": {"random": references["random"], "expert": references["expert"]},
+        **({"reference_returns": {"random": references["random"], "expert": references["expert"]}}
+           if references is not None else {}),  # a dataset-only import without them has no normalised score
         "collection_seconds": round(collection_seconds, 2),
         "versions": package_versions(),
         "content_hash": files_hash(files),
@@ -321,7 +326,8 @@ def collect(
     if (episodes is None) == (steps is None):
         raise ValueError(f"collect: give exactly one of episodes and steps, got episodes={episodes}, steps={steps}")
     t0 = time.perf_counter()
-    ep = rollout(env, policy, episodes, seed=seed, progress=progress, min_steps=steps)
+    wins: list[bool] = []
+    ep = rollout(env, policy, episodes, seed=seed, progress=progress, min_steps=steps, wins=wins)
     seconds = time.perf_counter() - t0
     files = write_dataset(out_dir, ep, fmt=fmt, force=force)
     refs = reference_returns(task, env_config, reference_episodes, seed=10_000_019, source=source)
@@ -331,6 +337,8 @@ def collect(
         collection_seconds=seconds,
     )
     card["collection_target"] = {"episodes": int(episodes)} if episodes is not None else {"steps": int(steps)}
+    if wins:  # tasks with a win flag (SMAX): the share of the logged battles the team won
+        card["win_rate"] = round(float(np.mean(wins)), 4)
     with open(Path(out_dir) / CARD_NAME, "w") as f:
         json.dump(card, f, indent=2)
         f.write("\n")

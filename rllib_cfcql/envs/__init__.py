@@ -20,6 +20,8 @@ from rllib_cfcql.envs.equal_line import EqualLineEnv
 from rllib_cfcql.envs.mamujoco import MaMuJoCoEnv, MaMuJoCoHalfCheetah2x3Env
 from rllib_cfcql.envs.mpe_adversarial import MPETagEnv, MPEWorldCommEnv
 from rllib_cfcql.envs.pettingzoo_team import MPESpreadEnv, PettingZooTeamEnv
+from rllib_cfcql.envs.smacv2 import SMACv2TeamEnv
+from rllib_cfcql.envs.smax import SMAX_MAPS, SMAXTeamEnv, smax_task
 
 TASKS: dict[str, Callable[[dict], TeamEnv]] = {
     "equal_line": EqualLineEnv,
@@ -28,6 +30,10 @@ TASKS: dict[str, Callable[[dict], TeamEnv]] = {
     "mpe_spread": MPESpreadEnv,
     "mpe_tag": MPETagEnv,
     "mpe_world": MPEWorldCommEnv,
+    # JaxMARL SMAX maps (the optional extra [smax]; building one without jaxmarl says what to install)
+    **{f"smax_{m}": smax_task(m) for m in SMAX_MAPS},
+    # SMAC / SMACv2 on the StarCraft II game (SC2PATH, SMAC maps and the smacv2 package; refuses without them)
+    "smacv2": SMACv2TeamEnv,
 }
 
 
@@ -53,6 +59,8 @@ __all__ = [
     "MPETagEnv",
     "MPEWorldCommEnv",
     "PettingZooTeamEnv",
+    "SMACv2TeamEnv",
+    "SMAXTeamEnv",
     "TeamEnv",
     "TeamSpec",
     "make_team_env",

@@ -41,6 +41,7 @@ from rllib_cfcql.data.importers.og_marl_vault import VAULT_KEYS, import_og_marl_
 from rllib_cfcql.data.importers.omar_npy import OMAR_KEYS, import_omar_npy
 from rllib_cfcql.data.schema import DatasetError
 from rllib_cfcql.envs import make_team_env
+from rllib_cfcql.envs.base import TeamSpec
 
 IMPORTERS: dict[str, Importer] = {
     "authors-hdf5": import_authors_hdf5,
@@ -50,6 +51,14 @@ IMPORTERS: dict[str, Importer] = {
 
 
 # ---------------------------------------------------------------- convert
+def episodes_team_spec(ep) -> TeamSpec:
+    """The team shapes of imported episodes (a dataset-only task's spec; ``episode_limit``: the longest)."""
+    _, _, n, obs_dim = ep.obs.shape
+    n_actions = ep.actions.shape[-1] if ep.continuous else ep.action_mask.shape[-1]
+    return TeamSpec(n_agents=int(n), obs_dim=int(obs_dim), state_dim=int(ep.state.shape[-1]), n_actions=int(n_actions),
+                    episode_limit=int(ep.lengths().max()), continuous=ep.continuous)
+
+
 def _check_references(refs) -> dict[str, float]:
     if not isinstance(refs, dict) or set(refs) != {"random", "expert"}:
         raise DatasetError(
@@ -119,7 +128,9 @@ def convert_dataset(
     card gets ``quality="imported"``, ``seed=-1`` and a ``source`` field with
     each original input's path and sha256 (a folder input: over all its
     files); reference returns come from ``reference_returns`` or are measured
-    (50 episodes of the random and the scripted-expert policies).
+    (50 episodes of the random and the scripted-expert policies). ``task=None`` (og-marl-vault only):
+    a dataset-only task, shapes from the input, no reference returns unless given; train on it with
+    ``env=None``.
     ``importer_options`` are passed to the importer as keyword arguments
     (unknown names are refused).
     """
@@ -138,7 +149,9 @@ def convert_dataset(
         raise DatasetError(f"{out}: exists and is not a directory")
     if out.exists() and any(out.iterdir()) and not force:
         raise FileExistsError(f"{out} exists and is not empty; pass --force to overwrite")
-    env = make_team_env(task, env_config)
+    if task is None and not getattr(IMPORTERS[kind], "dataset_only", False):
+        raise DatasetError(f"convert --from {kind}: needs --task (only og-marl-vault reads its shapes from the input)")
+    env = make_team_env(task, env_config) if task is not None else None
     paths = [Path(p) for p in inputs]
     resolved = [p.resolve() for p in paths]
     if len(set(resolved)) != len(resolved):
@@ -151,11 +164,12 @@ def convert_dataset(
         sources.append({**_source_entry(p, info), **info})
     ep = concat_episodes(parts)
     seconds = time.perf_counter() - t0
-    if refs is None:
+    if refs is None and env is not None:  # a dataset-only task has no env to measure them in
         refs = writer.reference_returns(task, env_config, episodes=50, seed=10_000_019)
+    spec = env.team_spec if env is not None else episodes_team_spec(ep)
     files = writer.write_dataset(out, ep, fmt=fmt, force=force)
     card = writer.make_card(
-        task=task, env_config=env_config, episodes=ep, spec=env.team_spec,
+        task=task, env_config=env_config, episodes=ep, spec=spec,
         policy=f"imported from {kind}: {', '.join(str(p) for p in paths)}", seed=-1, fmt=fmt, files=files,
         references=refs, quality="imported", collection_seconds=seconds,
     )

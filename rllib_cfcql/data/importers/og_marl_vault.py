@@ -51,6 +51,7 @@ from rllib_cfcql.data.importers.common import (
 )
 from rllib_cfcql.data.schema import DatasetError, EpisodeArrays
 from rllib_cfcql.envs import make_team_env
+from rllib_cfcql.envs.base import TeamSpec
 
 # ---------------------------------------------------------------- og-marl-vault
 VAULT_KEYS = ("observations", "actions", "rewards", "terminals", "truncations")
@@ -133,25 +134,54 @@ def _read_vault(loc: Path) -> tuple[dict[str, np.ndarray], str]:
     return flat, f"flashbax {version('flashbax')}"
 
 
+def vault_team_spec(loc: Path, data: dict[str, np.ndarray]) -> TeamSpec:
+    """The team shapes a vault implies, for importing onto a dataset-only task (``task=None``): agents
+    and observation size from ``observations [B, T, N, O]``; discrete when ``actions`` are integers
+    ``[B, T, N]`` (``n_actions`` from ``infos.legals [B, T, N, A]``, which a discrete vault then must
+    have), continuous when they are floats ``[B, T, N, d]``; ``state_dim`` from ``infos.state``, else the
+    concatenated observations; ``episode_limit`` the stream length ``T`` (an upper bound)."""
+    obs, acts = data["observations"], data["actions"]
+    if obs.ndim != 4:
+        raise DatasetError(f"{loc}: 'observations' has shape {_fmt_shape(obs.shape)}, expected [B, T, N, O]")
+    B, T, n, O = (int(v) for v in obs.shape)
+    continuous = acts.dtype.kind == "f" and acts.ndim == 4 and acts.shape[3] > 1
+    if continuous:
+        A = int(acts.shape[3])
+    elif "infos.legals" in data and data["infos.legals"].ndim == 4:
+        A = int(data["infos.legals"].shape[3])
+    else:
+        raise DatasetError(f"{loc}: a vault of discrete actions imported without a task needs 'infos.legals' "
+                           f"[B, T, N, n_actions] to give the number of actions (actions have shape "
+                           f"{_fmt_shape(acts.shape)}); or pass --task with the task it was recorded on")
+    S = int(data["infos.state"].shape[-1]) if "infos.state" in data else n * O
+    return TeamSpec(n_agents=n, obs_dim=O, state_dim=S, n_actions=A, episode_limit=T, continuous=continuous)
+
+
 def import_og_marl_vault(
     path: str | os.PathLike,
     *,
-    task: str,
+    task: str | None,
     env_config: dict,
     info: dict | None = None,
     vault_uid: str | None = None,
     drop_incomplete_tail: bool = False,
 ) -> EpisodeArrays:
     """Read one OG-MARL vault (flashbax) as padded episodes; see the module docstring (``og-marl-vault``).
+    ``task=None`` imports onto a dataset-only task, with the shapes of the vault (:func:`vault_team_spec`):
+    how SMAC vaults, recorded on StarCraft II, are trained on without the game.
 
     Raises :class:`DatasetError` naming the vault, the leaf and the index of the first problem.
     """
     path = Path(path)
-    spec = make_team_env(task, env_config).team_spec
-    where = _task_label(task, env_config, spec)
-    n, O, S, A = spec.n_agents, spec.obs_dim, spec.state_dim, spec.n_actions
     loc = _vault_location(path, vault_uid)
     data, reader = _read_vault(loc)
+    if task is None:  # a dataset-only task: the shapes are the vault's own
+        spec = vault_team_spec(loc, data)
+        where = f"the vault's own shapes ({spec.to_dict()})"
+    else:
+        spec = make_team_env(task, env_config).team_spec
+        where = _task_label(task, env_config, spec)
+    n, O, S, A = spec.n_agents, spec.obs_dim, spec.state_dim, spec.n_actions
 
     # --- shapes against the task; one [B, T] ---
     def per_agent(key: str) -> np.ndarray:  # [B, T, N] or [B, T] (team) -> [B, T, N]
@@ -240,7 +270,7 @@ def import_og_marl_vault(
         if bad.size:
             i = tuple(int(v) for v in bad[0])
             raise DatasetError(f"{loc}: 'actions' has {acts[i]} at index {_idx(i)} (stream {i[0]}, step {i[1]}, "
-                               f"agent {i[2]}); expected 0 <= a < {A} (n_actions of {task!r})")
+                               f"agent {i[2]}); expected 0 <= a < {A} (n_actions of {where})")
         legals = (data["infos.legals"].astype(np.float32) if "infos.legals" in layout
                   else np.ones((B, T, n, A), np.float32))
         none = np.argwhere(legals.sum(-1) == 0)
@@ -259,7 +289,8 @@ def import_og_marl_vault(
         state = data["infos.state"].astype(np.float32)
         state_source = "infos.state"
     else:
-        _concat_state(str(loc), n, O, spec, where, "the vault has no infos.state")
+        if task is not None:
+            _concat_state(str(loc), n, O, spec, where, "the vault has no infos.state")
         state = obs.reshape(B, T, n * O)
         state_source = "concatenated observations (mpe2's state() layout)"
     reward = data["rewards"].astype(np.float64).mean(-1).astype(np.float32)
@@ -347,3 +378,5 @@ def import_og_marl_vault(
         )
     return ep
 
+
+import_og_marl_vault.dataset_only = True  # convert_dataset may call it with task=None
