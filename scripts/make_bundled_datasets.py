@@ -50,11 +50,15 @@ for _j, _q in enumerate(QUALITIES):  # equal_line at n = 4, behaviour from polic
 for _j, _q in enumerate(QUALITIES):
     FAMILIES[f"mamujoco_halfcheetah_2x3/{_q}"] = dict(task="mamujoco_halfcheetah_2x3", env_config={}, episodes=2,
                                                       seed=200 + _j, quality=_q)
-# SMAX 2s3z and 5m_vs_6m (need the [smax] extra): JaxMARL's heuristic with 10 % random moves (medium; it wins
-# ~30 % of its 2s3z battles and none on 5m_vs_6m); the full-size comparison data: benchmarks/run_smax_compare.sh
+# SMAX maps (need the [smax] extra): JaxMARL's heuristic with 10 % random moves (medium; it wins
+# ~30 % of its 2s3z battles and none on the harder maps); the full-size comparison data: benchmarks/run_smax_compare.sh
 FAMILIES["smax_2s3z/medium"] = dict(task="smax_2s3z", env_config={}, episodes=60, seed=400, quality="medium",
                                     policy="eps_expert:0.1")
 FAMILIES["smax_5m_vs_6m/medium"] = dict(task="smax_5m_vs_6m", env_config={}, episodes=300, seed=402, quality="medium",
+                                        policy="eps_expert:0.1")
+FAMILIES["smax_3s_vs_5z/medium"] = dict(task="smax_3s_vs_5z", env_config={}, episodes=60, seed=403, quality="medium",
+                                        policy="eps_expert:0.1")
+FAMILIES["smax_6h_vs_8z/medium"] = dict(task="smax_6h_vs_8z", env_config={}, episodes=60, seed=404, quality="medium",
                                         policy="eps_expert:0.1")
 
 
