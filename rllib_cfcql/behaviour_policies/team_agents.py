@@ -31,9 +31,7 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from rllib_cfcql import keys as K
-
-#: env_config keys RLlib adds that are not the task's own
-_RUNNER_KEYS = ("worker_index", "num_workers", "vector_index", "remote")
+from rllib_cfcql.envs.base import task_config
 
 
 class TeamAgentsEnv(MultiAgentEnv):
@@ -54,7 +52,7 @@ class TeamAgentsEnv(MultiAgentEnv):
         if "task" not in config:
             raise ValueError(f"TeamAgentsEnv: env_config must name the team task ('task': ...), got keys {sorted(config)}")
         task = config.pop("task")
-        config = {k: v for k, v in config.items() if k not in _RUNNER_KEYS}
+        config = task_config(config)
         self.team = make_team_env(task, config)
         spec = self.team.team_spec
         self.spec_ = spec

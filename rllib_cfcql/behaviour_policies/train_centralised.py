@@ -72,6 +72,7 @@ from rllib_cfcql.behaviour_policies.training import (
     versions,
     write_replay_manifest,
 )
+from rllib_cfcql.envs.base import task_config
 from rllib_cfcql.paths import POLICY_ROOT
 
 TASK = "mamujoco_halfcheetah_2x3"
@@ -94,7 +95,7 @@ class TeamStateEnv(gym.Env):
 
         config = dict(config or {})
         self.reward_scale = float(config.pop("reward_scale", 1.0))
-        config = {k: v for k, v in config.items() if k not in ("worker_index", "num_workers", "vector_index", "remote")}
+        config = task_config(config)
         self.team = MaMuJoCoHalfCheetah2x3Env(config)
         spec = self.team.team_spec
         self.n, self.d = spec.n_agents, spec.n_actions

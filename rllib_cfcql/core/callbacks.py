@@ -17,7 +17,6 @@ class TeamMetricsCallback(RLlibCallback):
     def on_episode_end(self, *, episode, metrics_logger=None, **kwargs) -> None:
         if metrics_logger is None:
             return
-        infos = episode.get_infos()
-        last = infos[-1] if len(infos) else None
+        last = episode.get_infos(-1) if len(episode) else None
         if isinstance(last, dict) and "battle_won" in last:
             metrics_logger.log_value(K.WIN_RATE, float(bool(last["battle_won"])), reduce="mean")

@@ -47,6 +47,15 @@ class TeamSpec:
         return cls(**out, continuous=bool(d.get("continuous", False)))
 
 
+#: env_config keys RLlib's EnvContext adds that are not a task's own
+RUNNER_KEYS = ("worker_index", "num_workers", "vector_index", "remote", "num_envs")
+
+
+def task_config(config: dict | None) -> dict:
+    """A copy of ``config`` without the keys RLlib's EnvRunners add (:data:`RUNNER_KEYS`)."""
+    return {k: v for k, v in dict(config or {}).items() if k not in RUNNER_KEYS}
+
+
 def team_observation_space(spec: TeamSpec) -> gym.spaces.Dict:
     spaces = {
         K.OBS: gym.spaces.Box(-np.inf, np.inf, (spec.n_agents, spec.obs_dim), np.float32),

@@ -29,21 +29,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from rllib_cfcql.envs.base import TeamEnv, TeamSpec
+from rllib_cfcql.envs.base import TeamEnv, TeamSpec, task_config
 
 MOVES = np.array([0, -0.01, -0.05, -0.1, -0.5, -1, 0.01, 0.05, 0.1, 0.5, 1], dtype=np.float64)
 
 
 class EqualLineEnv(TeamEnv):
     def __init__(self, config: dict | None = None):
-        config = dict(config or {})
+        config = task_config(config)
         self.n_agents = int(config.pop("n_agents", 3))
         self.episode_limit = int(config.pop("episode_limit", 50))
         self.boundary_mask = bool(config.pop("boundary_mask", False))
         self.time_limit = str(config.pop("time_limit", "terminal"))
-        config.pop("worker_index", None)
-        config.pop("num_workers", None)
-        config.pop("vector_index", None)
         if config:
             raise ValueError(
                 f"equal_line: unknown env_config keys {sorted(config)}; "

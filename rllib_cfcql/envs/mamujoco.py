@@ -36,6 +36,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from rllib_cfcql.envs.base import task_config
 from rllib_cfcql.envs.pettingzoo_team import PettingZooTeamEnv
 from rllib_cfcql.paths import POLICY_ROOT
 
@@ -76,7 +77,7 @@ _DEFAULTS = {"scenario": "HalfCheetah", "agent_conf": "2x3", "agent_obsk": 1, "e
 def _mamujoco_kwargs(config: dict | None, name: str, fixed: dict | None = None) -> dict:
     """Validate an env_config: unknown keys are rejected by name; ``max_episode_steps``
     is an alias of ``episode_limit``; ``fixed`` keys may be given only with their fixed value."""
-    config = dict(config or {})
+    config = task_config(config)
     fixed = dict(fixed or {})
     if "max_episode_steps" in config:
         alias = config.pop("max_episode_steps")
@@ -89,8 +90,6 @@ def _mamujoco_kwargs(config: dict | None, name: str, fixed: dict | None = None) 
     for k, v in fixed.items():
         if k in config and config.pop(k) != v:
             raise ValueError(f"{name}: env_config key {k!r} is fixed to {v!r} for this task; use task 'mamujoco' for others")
-    for k in ("worker_index", "num_workers", "vector_index", "remote", "num_envs"):  # RLlib EnvContext extras
-        config.pop(k, None)
     allowed = {k: v for k, v in _DEFAULTS.items() if k not in fixed}
     unknown = sorted(set(config) - set(allowed))
     if unknown:

@@ -23,7 +23,7 @@ from typing import Callable
 import gymnasium as gym
 import numpy as np
 
-from rllib_cfcql.envs.base import TeamEnv, TeamSpec
+from rllib_cfcql.envs.base import TeamEnv, TeamSpec, task_config
 
 ActionAdapter = Callable[[str, np.ndarray], np.ndarray]
 
@@ -170,9 +170,7 @@ class MPEStateFromObs:
 
 
 def _mpe_kwargs(config: dict, name: str, allowed: dict) -> dict:
-    config = dict(config or {})
-    for k in ("worker_index", "num_workers", "vector_index", "remote", "num_envs"):
-        config.pop(k, None)
+    config = task_config(config)
     unknown = sorted(set(config) - set(allowed))
     if unknown:
         raise ValueError(f"{name}: unknown env_config keys {unknown}; expected {sorted(allowed)}")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rllib_cfcql.envs.base import TeamEnv, TeamSpec
+from rllib_cfcql.envs.base import TeamEnv, TeamSpec, task_config
 
 
 def sc2_path() -> Path:
@@ -62,9 +62,7 @@ class SMACv2TeamEnv(TeamEnv):
     """A SMAC / SMACv2 map on the StarCraft II game as a team (see the module docstring)."""
 
     def __init__(self, config: dict | None = None):
-        config = dict(config or {})
-        for k in ("worker_index", "num_workers", "vector_index", "remote"):
-            config.pop(k, None)
+        config = task_config(config)
         if "map_name" not in config:
             raise ValueError("smacv2: env_config needs map_name, e.g. {'map_name': '2s3z'}")
         cls, missing = find_smac()

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from rllib_cfcql.envs.base import TeamEnv, TeamSpec
+from rllib_cfcql.envs.base import TeamEnv, TeamSpec, task_config
 
 #: SMAC's episode limits for the paper's maps; SMACv2's for the unit-count scenarios.
 EPISODE_LIMITS = {
@@ -126,11 +126,9 @@ def _compiled(map_name: str, limit: int):
 class SMAXTeamEnv(TeamEnv):
     """The allies of SMAX map ``map_name`` as one team (see the module docstring)."""
 
-    def __init__(self, config: dict | None = None, *, map_name: str | None = None):
-        config = dict(config or {})
-        for k in ("worker_index", "num_workers", "vector_index", "remote"):
-            config.pop(k, None)
-        self.map_name = str(config.pop("map_name", map_name or ""))
+    def __init__(self, config: dict | None = None, *, map_name: str):
+        config = task_config(config)
+        self.map_name = str(map_name)
         if self.map_name not in EPISODE_LIMITS:
             raise ValueError(f"smax: unknown map_name {self.map_name!r}; expected one of {sorted(EPISODE_LIMITS)}")
         self.episode_limit = int(config.pop("episode_limit", EPISODE_LIMITS[self.map_name]))
