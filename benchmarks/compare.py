@@ -57,7 +57,7 @@ def run_one(ds_dir, card, episodes, method, seed, a) -> dict:
                      cql_policy_samples=a.policy_samples, lambda_model=a.lambda_model, polyak_tau=a.polyak_tau)
     else:
         train = dict(METHODS[method], cql_alpha=a.alpha, cf_tau=a.tau, agent_rnn=a.rnn, obs_last_action=a.rnn,
-                     mixer=a.mixer, lr=a.lr, td_lambda=a.td_lambda, joint_greedy_stratum=bool(a.joint_greedy_stratum),
+                     mixer=a.mixer, lr=a.lr, td_lambda=a.td_lambda, target_update_interval=a.target_update, joint_greedy_stratum=bool(a.joint_greedy_stratum),
                      batch_unit="episodes" if a.rnn or a.batch_unit == "episodes" else "transitions",
                      train_batch_size_per_learner=a.batch, bc_pretrain_steps=a.bc_steps)
     cfg = (CFCQLConfig().environment(card["task"], env_config=card["env_config"]).offline_data(input_=[str(ds_dir)])
@@ -119,6 +119,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--joint-greedy-stratum", type=int, choices=(0, 1), default=1,
                     help="discrete MACQL: 1 = the greedy joint action is an exact stratum of the sampled joint LSE, "
                          "0 = uniform draws only (the estimator before 2026-12-02)")
+    ap.add_argument("--target-update", type=int, default=25, help="discrete: gradient steps between hard target copies")
     ap.add_argument("--gamma", type=float, default=0.99)
     ap.add_argument("--grad-clip", type=float, default=10.0)
     ap.add_argument("--hidden", type=int, default=64, help="continuous: actor and critic width")

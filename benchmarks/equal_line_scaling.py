@@ -44,20 +44,21 @@ import compare  # noqa: E402  (benchmarks/compare.py: the shared runner and its 
 from rllib_cfcql.data.validate import validate_dataset  # noqa: E402
 from rllib_cfcql.data.writer import collect  # noqa: E402
 
-
 # the sweep's budget: the runner's flags with other defaults (a flag given on the command line wins)
 SWEEP_DEFAULTS = ["--methods", "cfcql,macql,bc,none", "--seeds", "0,1,2", "--steps", "20000",
                   "--eval-every", "2000", "--eval-episodes", "32", "--alpha", "5"]
 
 
-def dataset_dir(root: Path, n: int, policy: str) -> Path:
-    return root / f"equal_line_n{n}_{policy.replace(':', '')}"
+def dataset_dir(root: Path, n: int, policy: str, reward: str = "min_spacing") -> Path:
+    tag = "" if reward == "min_spacing" else f"_{reward}"
+    return root / f"equal_line{tag}_n{n}_{policy.replace(':', '')}"
 
 
-def ensure_dataset(root: Path, n: int, policy: str, episodes: int) -> Path:
-    d = dataset_dir(root, n, policy)
+def ensure_dataset(root: Path, n: int, policy: str, episodes: int, reward: str = "min_spacing") -> Path:
+    d = dataset_dir(root, n, policy, reward)
     if not (d / "card.json").exists():
-        collect(task="equal_line", env_config={"n_agents": n}, policy=policy,
+        env_config = {"n_agents": n} if reward == "min_spacing" else {"n_agents": n, "reward": reward}
+        collect(task="equal_line", env_config=env_config, policy=policy,
                 episodes=episodes, seed=1000 + n, out_dir=d, quality=policy, reference_episodes=100,
                 force=True, progress=False, source="scripted")
     return d
@@ -82,6 +83,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", default="4,8,16,2,12,20", help="in the order to run them")
     ap.add_argument("--policy", default="medium_expert:0.3")
+    ap.add_argument("--reward", default="min_spacing", choices=("min_spacing", "slot_distance"),
+                    help="Equal_Line's reward (env_config reward); slot_distance is the decomposable family")
     ap.add_argument("--episodes", type=int, default=1000)
     ap.add_argument("--none-max-n", type=int, default=8,
                     help="offline QMIX (no penalty) only up to this n: it diverges on every n tried")
@@ -99,21 +102,21 @@ def main() -> None:
             if m != "none" or n <= a.none_max_n]
     for n in ns:  # every dataset before any run, in worker 0 only; the others wait for the cards
         if wi == 0:
-            ensure_dataset(Path(a.data_root), n, a.policy, a.episodes)
+            ensure_dataset(Path(a.data_root), n, a.policy, a.episodes, a.reward)
         else:
-            while not (dataset_dir(Path(a.data_root), n, a.policy) / "card.json").exists():
+            while not (dataset_dir(Path(a.data_root), n, a.policy, a.reward) / "card.json").exists():
                 time.sleep(5)
     loaded: dict[int, tuple] = {}
     for seed, n, method in split(jobs, wk)[wi]:
         f = out / f"n{n}_{method}_s{seed}.json"
         if f.exists():
             continue
-        ds = ensure_dataset(Path(a.data_root), n, a.policy, a.episodes)
+        ds = ensure_dataset(Path(a.data_root), n, a.policy, a.episodes, a.reward)
         if n not in loaded:
             loaded[n] = validate_dataset(ds)
         card, episodes = loaded[n]
         row = compare.run_one(ds, card, episodes, method, int(seed), run_args)
-        row.update(n=n, policy=a.policy, dataset=str(ds), data_return=card["return"],
+        row.update(n=n, policy=a.policy, reward=a.reward, dataset=str(ds), data_return=card["return"],
                    reference_returns=card["reference_returns"], episode_limit=card["spec"]["episode_limit"],
                    args={k: v for k, v in vars(run_args).items() if k not in ("dataset", "methods", "seeds", "out")},
                    finished=time.strftime("%Y-%m-%dT%H:%M:%S"))

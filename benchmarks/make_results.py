@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -92,17 +93,27 @@ def scaleout_table() -> list[str]:
     return out
 
 
-SCALING_DIRS = sorted(RES.glob("equal_line_scaling*"))  # equal_line_scaling (α = 5), equal_line_scaling_a<α>
+# the n-scaling families: results prefix (dirs <prefix>, <prefix>_a<α>, <prefix>_macqlg), figure prefix, title
+SCALING_FAMILIES = (
+    ("equal_line_slot_distance", "equal_line_slot_distance",
+     "Equal_Line, decomposable family (`benchmarks/run_slot_distance_sweep.sh`): the advantage as the team grows"),
+    ("equal_line_slot_distance_t25", "equal_line_slot_distance_t25",
+     "Equal_Line, decomposable family, target copies every 25 steps (the library default): divergence at n ≥ 8"),
+    ("equal_line_scaling", "equal_line",
+     "Equal_Line, reference reward (`benchmarks/equal_line_scaling.py`): the advantage as the team grows"),
+)
 FIGS = HERE / "figures"
 COLORS = {"cfcql": "tab:red", "macql": "tab:blue", "macql-u": "tab:cyan", "bc": "tab:green", "none": "tab:gray"}
 LABELS = {"cfcql": "CFCQL", "macql": "MACQL", "macql-u": "MACQL, uniform joint draws", "bc": "BC", "none": "offline QMIX"}
 USES_ALPHA = ("cfcql", "macql", "macql-u")
 
 
-def _scaling_runs() -> list[dict]:
-    """Every finished run of every α; a run's α is its ``args.alpha`` (None for BC / offline QMIX)."""
+def _scaling_runs(prefix: str = "equal_line_scaling") -> list[dict]:
+    """Every finished run of every α of one family; a run's α is its ``args.alpha`` (None for BC /
+    offline QMIX)."""
     runs = []
-    for d in SCALING_DIRS:
+    family = re.compile(re.escape(prefix) + r"(_a[0-9.]+|_macqlg)?")
+    for d in sorted(p for p in RES.glob(f"{prefix}*") if family.fullmatch(p.name)):
         for f in sorted(d.glob("n*_s*.json")):
             r = json.loads(f.read_text())
             card = Path(r["dataset"]) / "card.json"
@@ -139,8 +150,9 @@ def chosen_alpha(runs: list[dict]) -> dict:
     return {k: v[0] for k, v in out.items()}
 
 
-def scaling_section(runs: list[dict]) -> list[str]:
-    """The n-scaling tables and figures (benchmarks/figures/*.png) from benchmarks/results/equal_line_scaling*/."""
+def scaling_section(runs: list[dict], fig_prefix: str = "equal_line",
+                    title: str = "Equal_Line: the advantage as the team grows") -> list[str]:
+    """One family's n-scaling tables and figures (benchmarks/figures/<fig_prefix>_*.png)."""
     if not runs:
         return []
     import matplotlib
@@ -159,10 +171,12 @@ def scaling_section(runs: list[dict]) -> list[str]:
             cell.setdefault((r["n"], r["method"]), []).append(r)
     a = runs[0]["args"]
     data = {r["n"]: r for r in runs}
-    out = ["## Equal_Line: the advantage as the team grows (`benchmarks/equal_line_scaling.py`)", "",
-           f"Data: `{runs[0]['policy']}` (docs/DATASETS_DESIGN.md), 1 000 episodes per n, episode limit 50 (a true terminal, as in the reference), "
+    reward = runs[0].get("reward", "min_spacing")
+    out = [f"## {title}", "",
+           f"Data: `{runs[0]['policy']}`, reward `{reward}` (docs/DATASETS_DESIGN.md), 1 000 episodes per n, episode limit 50 (a true terminal, as in the reference), "
            f"made with the project's collector. Every method: {a['steps']} gradient steps, batch {a['batch']} "
-           f"transitions (MLP agents, QMIX mixer), lr {a['lr']}, γ {a['gamma']}, τ = {a['tau']}; greedy decentralised "
+           f"transitions (MLP agents, {a.get('mixer', 'qmix').upper()} mixer), lr {a['lr']}, γ {a['gamma']}, τ = {a['tau']}, "
+           f"hard target copies every {a.get('target_update', 25)} steps; greedy decentralised "
            f"evaluation every {a['eval_every']} steps on {a['eval_episodes']} episodes. Normalised score "
            "100·(R − random)/(expert − random) with the card's scripted references. `final` is the last evaluation, "
            "`best` the best one.", "",
@@ -186,7 +200,7 @@ def scaling_section(runs: list[dict]) -> list[str]:
                 out.append(row)
     out += ["", "**At the chosen α**, mean ± std over seeds (in brackets: the number of seeds and, "
             "for a value method, its α):", "",
-            "![n-scaling](figures/equal_line_scaling.png)", "",
+            f"![n-scaling](figures/{fig_prefix}_scaling.png)", "",
             "| n | data | " + " | ".join(f"{LABELS[m]} final | {LABELS[m]} best" for m in methods) + " |",
             "|---|---|" + "---|---|" * len(methods)]
     for n in ns:
@@ -212,22 +226,22 @@ def scaling_section(runs: list[dict]) -> list[str]:
     ax.plot(ns, [_norm(data[n]) for n in ns], "k--", label="data (behaviour)")
     ax.set_xlabel("agents n")
     ax.set_ylabel("normalised score (final, chosen α)")
-    ax.set_title(f"Equal_Line, {runs[0]['policy']}")
+    ax.set_title(f"Equal_Line, {runs[0]['policy']}, {reward}")
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(FIGS / "equal_line_scaling.png", dpi=110)
+    fig.savefig(FIGS / f"{fig_prefix}_scaling.png", dpi=110)
     plt.close(fig)
     # figure 2: learning curves per n; figure 3: Q calibration per n (every α: solid = chosen α, dotted = others)
     for name, ylabel, get in (
-        ("equal_line_curves.png", "normalised score", lambda r: [(s, v) for s, v in r["curve"]]),
-        ("equal_line_q_calibration.png", "mean Q_tot(s, a^D) − MC return",
+        ("curves", "normalised score", lambda r: [(s, v) for s, v in r["curve"]]),
+        ("q_calibration", "mean Q_tot(s, a^D) − MC return",
          lambda r: [(d["steps"], d.get("diag_q_minus_mc", float("nan"))) for d in r.get("diagnostics", [])]),
     ):
         fig, axes = plt.subplots(1, len(ns), figsize=(3.2 * len(ns), 3), squeeze=False)
         for ax, n in zip(axes[0], ns):
             for r in runs:
-                if r["n"] != n or (name.startswith("equal_line_q") and r["method"] == "bc"):
+                if r["n"] != n or (name == "q_calibration" and r["method"] == "bc"):
                     continue
                 pts = get(r)
                 if not pts:
@@ -237,22 +251,22 @@ def scaling_section(runs: list[dict]) -> list[str]:
                         ls="-" if chosen else ":")
             ax.set_title(f"n = {n}")
             ax.set_xlabel("gradient steps")
-            if name.startswith("equal_line_q"):
+            if name == "q_calibration":
                 ax.set_yscale("symlog")
                 ax.axhline(0.0, color="k", lw=0.8)
             ax.grid(alpha=0.3)
         axes[0][0].set_ylabel(ylabel)
         from matplotlib.lines import Line2D
 
-        shown = [m for m in methods if not (name.startswith("equal_line_q") and m == "bc")]
+        shown = [m for m in methods if not (name == "q_calibration" and m == "bc")]
         axes[0][0].legend([Line2D([], [], color=COLORS[m]) for m in shown], [LABELS[m] for m in shown], fontsize=7)
         fig.tight_layout()
-        fig.savefig(FIGS / name, dpi=90)
+        fig.savefig(FIGS / f"{fig_prefix}_{name}.png", dpi=90)
         plt.close(fig)
-    out += ["Learning curves (solid: the chosen α, dotted: the other α): ![curves](figures/equal_line_curves.png)", "",
+    out += [f"Learning curves (solid: the chosen α, dotted: the other α): ![curves](figures/{fig_prefix}_curves.png)", "",
             "Value calibration (mean learned Q_tot on the dataset's own actions minus the discounted Monte-Carlo "
             "return from the same steps, on the learner's fixed diagnostic episodes; symlog scale): "
-            "![Q calibration](figures/equal_line_q_calibration.png)", ""]
+            f"![Q calibration](figures/{fig_prefix}_q_calibration.png)", ""]
     out += ["Final diagnostics (mean over seeds, every α): per-agent agreement of the greedy action with the data, "
             "Q(a^D) − MC, Q(greedy) − Q(a^D), share of greedy actions with β support.", "",
             "| n | method | α | agreement | Q(a^D) − MC | Q(greedy) − Q(a^D) | β support |", "|---|---|---|---|---|---|---|"]
@@ -312,7 +326,8 @@ def smax_section() -> list[str]:
 def main() -> None:
     lines = ["# Results", "", "Generated by `python benchmarks/make_results.py` from `benchmarks/results/*.json`; "
              "the commands that produced each file are in the sections' scripts.", ""]
-    lines += scaling_section(_scaling_runs())
+    for prefix, fig_prefix, title in SCALING_FAMILIES:
+        lines += scaling_section(_scaling_runs(prefix), fig_prefix, title)
     lines += smax_section()
     lines += compare_table("compare_equal_line_n4.json", "Equal_Line, n = 4 (`benchmarks/compare.py`)")
     lines += compare_table("compare_equal_line_n10.json", "Equal_Line, n = 10 (`benchmarks/compare.py`)")

@@ -60,6 +60,11 @@ FAMILIES["smax_3s_vs_5z/medium"] = dict(task="smax_3s_vs_5z", env_config={}, epi
                                         policy="eps_expert:0.1")
 FAMILIES["smax_6h_vs_8z/medium"] = dict(task="smax_6h_vs_8z", env_config={}, episodes=60, seed=404, quality="medium",
                                         policy="eps_expert:0.1")
+# Equal_Line's decomposable family at n = 8 (docs/DATASETS_DESIGN.md §5): per agent and step the expert's
+# move with p = 0.3, else hold; the full-size family (1 000 episodes per n): benchmarks/run_slot_distance_sweep.sh
+FAMILIES["equal_line_slot_distance_n8/hesitant"] = dict(
+    task="equal_line", env_config={"n_agents": 8, "reward": "slot_distance"}, episodes=300, seed=500,
+    quality="hesitant", policy="hesitant:0.3", source="scripted")
 
 
 def main() -> None:

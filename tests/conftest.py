@@ -7,6 +7,13 @@
 * ``tiny_dataset``: factory writing small deterministic team datasets with the
   project's own writer.
 * The behaviour-model cache goes to a per-session temp dir.
+
+Tiers (markers, pyproject.toml): every test that uses ``ray_session`` (directly or through
+another fixture) is marked ``ray`` here, and the two that train in a subprocess are marked by hand.
+``pytest -m "not ray and not learning"`` runs the Ray-free tiers alone (unit and component: loss
+maths, modules, learners, envs, data layer; about 3 minutes on 2 cores). ``learning`` runs are
+opt-in (``pytest -m learning``). The directories mirror the package: tests/core, discrete,
+continuous, data, envs, behaviour_policies, cli.
 """
 
 from __future__ import annotations
@@ -23,6 +30,12 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "ray_session" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.ray)
 
 
 @pytest.fixture(scope="session")

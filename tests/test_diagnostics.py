@@ -11,8 +11,7 @@ import torch
 from rllib_cfcql import diagnostics as D
 from rllib_cfcql import keys as K
 from rllib_cfcql.data.validate import validate_dataset
-
-from .test_learner import ENV_CFG, make_learner
+from tests.discrete.test_learner import ENV_CFG, make_learner
 
 
 def test_mc_returns_and_tail_weights_closed_form():

@@ -25,7 +25,7 @@ What is trained
     :class:`TeamStateEnv`, a gymnasium view of the team env itself
     (``mamujoco_halfcheetah_2x3``), so the dynamics, the reward and the
     1000-step time limit (truncation) are those of the team task by
-    construction; ``tests/test_mamujoco.py`` also checks that the team state
+    construction; ``tests/envs/test_mamujoco.py`` also checks that the team state
     and reward coincide with ``HalfCheetah-v5`` step for step.
 
 Checkpoints

@@ -316,7 +316,7 @@ def build_algo(args, env_config: dict):
     config = (
         PPOConfig()
         # RLlib's env pre-check steps the env with unmasked random actions, which TeamAgentsEnv rejects on
-        # tasks with real masks; the env's own checks (and tests/test_team_agents.py) stand in for it
+        # tasks with real masks; the env's own checks (and tests/behaviour_policies/test_team_agents.py) stand in for it
         .environment("team_agents", env_config=dict(env_config, task=args.task), disable_env_checking=True)
         .env_runners(num_env_runners=0, num_envs_per_env_runner=args.num_envs)
         .multi_agent(policies={MODULE_ID}, policy_mapping_fn=lambda agent_id, episode, **kw: MODULE_ID)

@@ -23,6 +23,17 @@ which returns ``done=True`` at the limit) ends the episode as a true terminal: t
 on the spacing reached by step ``episode_limit``, so a value learner bootstraps nothing after the
 last step and Q is anchored by the final reward (Q ≤ 10 exactly). ``"truncate"`` reports a
 time-limit cut instead, and learners bootstrap past it as if the team kept going.
+
+``reward`` picks the shared reward. ``"min_spacing"`` (the default) is the reference's, above.
+``"slot_distance"`` is a decomposable variant made to test the paper's n-scaling claim
+(docs/DATASETS_DESIGN.md): every step costs the agents' mean distance to their own slot
+``g_i = i·L/(n−1)`` as a fraction of the line, times 10,
+
+    r_t = −(10 / n) · Σ_i |x_i(t) − g_i| / L
+
+so each agent's part of the team's reward depends on its own moves only, a step's reward is in
+``[−10, 0]`` and the all-expert team is the optimum. Single agents that improve on their behaviour
+improve the team's return, whatever the others do; under ``"min_spacing"`` they collide.
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ import numpy as np
 
 from rllib_cfcql.envs.base import TeamEnv, TeamSpec, task_config
 
+REWARDS = ("min_spacing", "slot_distance")
 MOVES = np.array([0, -0.01, -0.05, -0.1, -0.5, -1, 0.01, 0.05, 0.1, 0.5, 1], dtype=np.float64)
 
 
@@ -41,11 +53,14 @@ class EqualLineEnv(TeamEnv):
         self.episode_limit = int(config.pop("episode_limit", 50))
         self.boundary_mask = bool(config.pop("boundary_mask", False))
         self.time_limit = str(config.pop("time_limit", "terminal"))
+        self.reward = str(config.pop("reward", "min_spacing"))
         if config:
             raise ValueError(
                 f"equal_line: unknown env_config keys {sorted(config)}; "
-                "expected n_agents, episode_limit, boundary_mask, time_limit"
+                "expected n_agents, episode_limit, boundary_mask, time_limit, reward"
             )
+        if self.reward not in REWARDS:
+            raise ValueError(f"equal_line: reward must be one of {list(REWARDS)}, got {self.reward!r}")
         if self.time_limit not in ("terminal", "truncate"):
             raise ValueError(f"equal_line: time_limit must be 'terminal' or 'truncate', got {self.time_limit!r}")
         if not 2 <= self.n_agents <= 100:
@@ -95,9 +110,13 @@ class EqualLineEnv(TeamEnv):
         a = self.check_action(action)
         self.t += 1
         self.pos = np.clip(self.pos + MOVES[a], 0.0, self.line_length)
-        d = self._min_dis()
-        reward = 10.0 * (d - self.last_min_dis) / (self.line_length / (self.n_agents - 1))
-        self.last_min_dis = d
+        if self.reward == "slot_distance":
+            slots = np.linspace(0.0, self.line_length, self.n_agents)
+            reward = -10.0 * float(np.mean(np.abs(self.pos - slots))) / self.line_length
+        else:
+            d = self._min_dis()
+            reward = 10.0 * (d - self.last_min_dis) / (self.line_length / (self.n_agents - 1))
+            self.last_min_dis = d
         at_limit = self.t >= self.episode_limit
         terminal = self.time_limit == "terminal"
         return self._observe(), float(reward), at_limit and terminal, at_limit and not terminal, {}

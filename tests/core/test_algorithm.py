@@ -18,8 +18,7 @@ import torch
 
 from rllib_cfcql import CFCQLConfig
 from rllib_cfcql import keys as K
-
-from .conftest import REPO
+from tests.conftest import REPO
 
 ENV_CFG = {"n_agents": 3, "episode_limit": 10}
 

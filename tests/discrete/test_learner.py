@@ -13,8 +13,8 @@ import torch
 
 from rllib_cfcql import CFCQLConfig
 from rllib_cfcql import keys as K
-from rllib_cfcql.data.validate import validate_dataset
 from rllib_cfcql.data.store import EpisodeStore
+from rllib_cfcql.data.validate import validate_dataset
 from rllib_cfcql.discrete.loss import cfcql_loss
 
 ENV_CFG = {"n_agents": 3, "episode_limit": 10, "boundary_mask": True}

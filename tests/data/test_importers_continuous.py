@@ -28,7 +28,7 @@ from rllib_cfcql.data.importers import (
 from rllib_cfcql.data.schema import DatasetError, EpisodeArrays
 from rllib_cfcql.data.validate import validate_dataset
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location(
     "make_stream_importer_fixtures", REPO / "scripts" / "make_stream_importer_fixtures.py")
 fx = importlib.util.module_from_spec(_spec)

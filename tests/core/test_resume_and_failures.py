@@ -24,8 +24,7 @@ from rllib_cfcql import keys as K
 from rllib_cfcql.data.schema import DatasetError
 from rllib_cfcql.data.validate import preflight, validate_dataset
 from rllib_cfcql.progress import LogProgress
-
-from .conftest import REPO
+from tests.conftest import REPO
 
 DATA = REPO / "offline_data" / "equal_line_n4"
 
@@ -63,6 +62,7 @@ def _kill_session(proc: subprocess.Popen) -> None:
         time.sleep(0.5)
 
 
+@pytest.mark.ray  # trains in a subprocess that starts its own Ray
 def test_resume_continues_a_killed_run_from_its_last_checkpoint(tmp_path):
     """`rllib train` (env: null) killed with SIGKILL after its second checkpoint; `--resume` restores the
     trial from a checkpoint and finishes; the summary of a run without env reports training metrics."""

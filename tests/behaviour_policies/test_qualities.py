@@ -10,8 +10,6 @@ import json
 import numpy as np
 import pytest
 
-from rllib_cfcql.cli.data import main as data_main
-from rllib_cfcql.data.validate import validate_dataset
 from rllib_cfcql.behaviour_policies.qualities import (
     MEDIUM_SPECS,
     QUALITIES,
@@ -20,6 +18,8 @@ from rllib_cfcql.behaviour_policies.qualities import (
     make_policy,
     quality_policy,
 )
+from rllib_cfcql.cli.data import main as data_main
+from rllib_cfcql.data.validate import validate_dataset
 from rllib_cfcql.data.writer import collect, rollout
 from rllib_cfcql.envs import TASKS, make_team_env
 

@@ -12,7 +12,6 @@ from rllib_cfcql.discrete import loss as L
 from rllib_cfcql.discrete.nets import QMixer, VDNMixer
 
 
-
 @pytest.fixture(autouse=True)
 def float64():
     """Exact comparisons in float64, restored afterwards (other modules build float32 nets)."""
@@ -139,9 +138,10 @@ def _brute_joint_lse(mixer, q, avail, s):
 
 
 def test_joint_penalty_enumerated_equals_brute_force_and_samples_converge():
-    from rllib_cfcql.discrete.module import CFCQLTorchRLModule  # noqa: F401  (module holds the sampler)
     import gymnasium as gym
     import numpy as np
+
+    from rllib_cfcql.discrete.module import CFCQLTorchRLModule  # noqa: F401  (module holds the sampler)
 
     torch.manual_seed(4)
     B, n, A, S = 3, 2, 3, 4

@@ -13,9 +13,14 @@ import torch
 from rllib_cfcql import CFCQLConfig
 from rllib_cfcql import keys as K
 from rllib_cfcql.continuous import loss as LC
-from rllib_cfcql.data.validate import validate_dataset
 from rllib_cfcql.continuous.loss import continuous_loss
-from rllib_cfcql.continuous.nets import Actors, CentralTwinCritic, ConditionalVAE, IndependentTwinCritics
+from rllib_cfcql.continuous.nets import (
+    Actors,
+    CentralTwinCritic,
+    ConditionalVAE,
+    IndependentTwinCritics,
+)
+from rllib_cfcql.data.validate import validate_dataset
 
 ENV_CFG = {"continuous_actions": True, "max_cycles": 10}
 
@@ -292,9 +297,14 @@ def test_discrete_task_rejects_continuous_only_switches(tiny_dataset):
 
 
 def test_continuous_dataset_round_trip_and_range_check(tmp_path):
-    from rllib_cfcql.data.schema import DatasetError, assemble_episodes, columns_from_arrow, episodes_to_rows
-    from rllib_cfcql.data.writer import rollout, rows_to_table
     from rllib_cfcql.behaviour_policies.specs import BehaviourPolicy
+    from rllib_cfcql.data.schema import (
+        DatasetError,
+        assemble_episodes,
+        columns_from_arrow,
+        episodes_to_rows,
+    )
+    from rllib_cfcql.data.writer import rollout, rows_to_table
     from rllib_cfcql.envs import make_team_env
 
     env = make_team_env("mpe_spread", ENV_CFG)

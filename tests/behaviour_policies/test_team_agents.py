@@ -9,8 +9,15 @@ import pytest
 import torch
 
 from rllib_cfcql import keys as K
-from rllib_cfcql.behaviour_policies.qualities import POLICY_ROOT, policy_dir_name, trained_policy_dir
-from rllib_cfcql.behaviour_policies.team_agents import MaskedPPOTorchRLModule, TeamAgentsEnv
+from rllib_cfcql.behaviour_policies.qualities import (
+    POLICY_ROOT,
+    policy_dir_name,
+    trained_policy_dir,
+)
+from rllib_cfcql.behaviour_policies.team_agents import (
+    MaskedPPOTorchRLModule,
+    TeamAgentsEnv,
+)
 
 
 @pytest.mark.parametrize("task, cfg, name", [
@@ -68,7 +75,9 @@ def test_team_agents_env_continuous_has_no_mask():
 
 
 def _modules(obs_dim=5, n_actions=4, seed=0):
-    from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
+    from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import (
+        DefaultPPOTorchRLModule,
+    )
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
     cfg = DefaultModelConfig(fcnet_hiddens=[16, 16], fcnet_activation="tanh", head_fcnet_hiddens=[],

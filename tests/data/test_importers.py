@@ -17,18 +17,18 @@ import pytest
 h5py = pytest.importorskip("h5py")
 
 from rllib_cfcql import keys as K  # noqa: E402
-from rllib_cfcql.data import importers  # noqa: E402
 from rllib_cfcql.cli.data import main as data_main  # noqa: E402
-from rllib_cfcql.data.validate import validate_dataset  # noqa: E402
+from rllib_cfcql.data import importers  # noqa: E402
 from rllib_cfcql.data.importers import (  # noqa: E402
     IMPORTERS,
     convert_dataset,
     import_authors_hdf5,
 )
 from rllib_cfcql.data.schema import DatasetError, EpisodeArrays, episodes_to_rows  # noqa: E402
+from rllib_cfcql.data.validate import validate_dataset  # noqa: E402
 from rllib_cfcql.data.writer import files_hash, reference_returns  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("make_importer_fixtures", REPO / "scripts" / "make_importer_fixtures.py")
 fx = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fx)

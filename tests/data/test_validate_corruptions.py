@@ -1,6 +1,6 @@
 """`rllib-cfcql data validate` end to end: every corruption class of a dataset written by the
 project's writer (discrete equal_line and continuous mpe_spread) exits 1 with its own message
-naming the file. The table-level checks of tests/test_data.py (schema functions on one
+naming the file. The table-level checks of tests/data/test_data.py (schema functions on one
 Arrow table) are not repeated; here each corruption goes through the CLI on a real dataset
 directory whose card hash is updated to the corrupted files (as a producer that wrote bad
 data would have it), so the structural check, not the hash, must catch it. No Ray session.
@@ -19,8 +19,8 @@ import pytest
 
 from rllib_cfcql import keys as K
 from rllib_cfcql.cli.data import main as data_main
-from rllib_cfcql.data.validate import validate_dataset
 from rllib_cfcql.data.schema import DatasetError
+from rllib_cfcql.data.validate import validate_dataset
 from rllib_cfcql.data.writer import CARD_NAME, collect, data_files, files_hash
 
 TASKS = {
@@ -134,7 +134,7 @@ def test_wrong_list_width(dataset, task, tmp_path, capsys):
 
 def test_nan(dataset, task, tmp_path, capsys):
     d = _copy(dataset(task), tmp_path)
-    col = K.ACTIONS if task == "mpe_spread" else K.NEXT_STATE  # (reward/obs NaN: tests/test_data.py)
+    col = K.ACTIONS if task == "mpe_spread" else K.NEXT_STATE  # (reward/obs NaN: tests/data/test_data.py)
 
     def edit(rows):
         rows[5] = [float("nan")] + rows[5][1:]

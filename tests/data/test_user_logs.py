@@ -13,10 +13,13 @@ import pytest
 
 from rllib_cfcql import keys as K
 from rllib_cfcql.data.schema import DatasetError
-from rllib_cfcql.data.validate import preflight, team_spec_from_mapping, validate_dataset
+from rllib_cfcql.data.validate import (
+    preflight,
+    team_spec_from_mapping,
+    validate_dataset,
+)
 from rllib_cfcql.data.writer import TeamDatasetWriter
-
-from .conftest import REPO
+from tests.conftest import REPO
 
 N, O, A = 3, 4, 5
 
@@ -208,6 +211,7 @@ def test_get_module_with_a_remote_learner_and_recurrent_state(ray_session, tiny_
     """With the learner in its own actor, get_module() builds a copy with its current weights; a GRU
     agent's compute_single_action(state=...) returns the state to pass at the next step."""
     import torch
+
     from rllib_cfcql import CFCQLConfig
 
     d = tiny_dataset(env_config={"n_agents": 3, "episode_limit": 10}, episodes=12)
@@ -271,6 +275,7 @@ def _readme_blocks(section: str, lang: str) -> list[str]:
     return blocks
 
 
+@pytest.mark.ray  # trains in a subprocess that starts its own Ray
 def test_readme_own_logs_example_runs_from_arrays_to_an_exported_policy(tmp_path):
     """The README's example as a user would paste it: arrays -> TeamDatasetWriter -> CFCQL without env ->
     checkpoint -> `rllib-cfcql export` -> the README's loader, which needs only torch."""

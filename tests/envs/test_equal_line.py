@@ -42,3 +42,26 @@ def test_hesitant_moves_with_probability_q_and_needs_a_hold_action():
         assert abs(f - p) < 4 * np.sqrt(p * (1 - p) / n_draws), (action, f, p)
     with pytest.raises(ValueError, match=r"hesitant:<q> is for equal_line"):
         rollout(make_team_env("mpe_spread", {}), BehaviourPolicy("hesitant:0.5"), 1, seed=0)
+
+
+def test_slot_distance_reward_is_each_agents_distance_to_its_slot():
+    n = 5
+    env = make_team_env("equal_line", {"n_agents": n, "reward": "slot_distance", "episode_limit": 3})
+    env.reset(seed=1)
+    L = env.line_length
+    slots = np.arange(n) * L / (n - 1)
+    start = env.pos.copy()
+    a = np.zeros(n, dtype=np.int64)
+    a[3] = int(np.flatnonzero(MOVES == 1)[0])  # only agent 3 moves, +1 toward its slot
+    _, r, *_ = env.step(a)
+    after = start.copy()
+    after[3] += 1.0
+    assert r == pytest.approx(-10.0 / n * np.abs(after - slots).sum() / L, rel=1e-12)
+    _, r_hold, *_ = env.step(np.zeros(n, dtype=np.int64))
+    assert r_hold == pytest.approx(r)  # holding repeats the step's cost: each agent's term depends on it alone
+    # the scripted expert is better than holding by exactly its own agents' progress
+    env.reset(seed=1)
+    _, r_exp, *_ = env.step(env.expert_action())
+    assert r_exp > r
+    with pytest.raises(ValueError, match=r"reward must be one of \['min_spacing', 'slot_distance'\], got 'sum'"):
+        make_team_env("equal_line", {"n_agents": 3, "reward": "sum"})

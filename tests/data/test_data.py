@@ -16,9 +16,9 @@ import pytest
 from rllib_cfcql import CFCQLConfig
 from rllib_cfcql import keys as K
 from rllib_cfcql.cli.data import main as data_main
-from rllib_cfcql.data.validate import read_table, validate_dataset
 from rllib_cfcql.data.offline import TeamOfflineData
 from rllib_cfcql.data.schema import DatasetError, assemble_episodes, columns_from_arrow
+from rllib_cfcql.data.validate import read_table, validate_dataset
 from rllib_cfcql.data.writer import _write_json, data_files
 from rllib_cfcql.envs import make_team_env
 

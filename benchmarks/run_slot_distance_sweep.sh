@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Equal_Line n-scaling on the decomposable family (docs/DATASETS_DESIGN.md §5): reward slot_distance,
+# behaviour hesitant:0.3 (per agent and step the expert move with p = 0.3, else hold; ε = 0.1),
+# 1 000 episodes per n, made by the driver on first use. Every method: 4 000 steps of 256 transitions,
+# QMIX mixer, hard target copies every T = 200 steps (T=25 is the library default; with it CFCQL and
+# MACQL diverge in about half the runs at n ≥ 8, results/equal_line_slot_distance_t25_*), greedy
+# evaluation every 1 000 steps on 32 episodes.
+#   stage 1: the α sweep on seed 0 (CFCQL α 1 / 2 / 5, MACQL α 0.05 / 0.2 / 1 / 5), BC and offline QMIX;
+#   stage 2: seeds 1 and 2 for every (n, method) at its best seed-0 final α (make_results.chosen_alpha).
+# Two single-threaded jobs side by side; every run's JSON is written as it finishes and skipped on rerun.
+#   bash benchmarks/run_slot_distance_sweep.sh 1 && bash benchmarks/run_slot_distance_sweep.sh 2
+#   python benchmarks/make_results.py
+set -euo pipefail
+NS=${NS:-4 8 16}
+T=${T:-200}
+R=benchmarks/results/equal_line_slot_distance$([ "$T" = 200 ] || echo "_t$T")
+run() { python benchmarks/equal_line_scaling.py --reward slot_distance --policy hesitant:0.3 \
+          --steps 4000 --eval-every 1000 --eval-episodes 32 --target-update "$T" "$@"; }
+csv() { echo "$*" | tr ' ' ','; }
+stage=${1:-1}
+if [ "$stage" = 1 ]; then
+  run --seeds 0 --n "$(csv $NS)" --methods bc --out-dir ${R}_a1  # makes the datasets first
+  ( for a in 0.05 0.2 5; do run --seeds 0 --n "$(csv $NS)" --methods macql --alpha $a --out-dir ${R}_a$a; done ) &
+  ( for a in 1 2 5; do run --seeds 0 --n "$(csv $NS)" --methods cfcql --alpha $a --out-dir ${R}_a$a; done
+    run --seeds 0 --n "$(csv $NS)" --methods macql --alpha 1 --out-dir ${R}_a1
+    run --seeds 0 --n "$(csv $NS)" --methods none --out-dir ${R}_a1 ) &
+  wait
+else
+  best() {  # best seed-0 α of (n, method)
+    python -c "import sys; sys.path.insert(0, 'benchmarks'); import make_results as m
+print(format(m.chosen_alpha(m._scaling_runs('$(basename $R)'))[($1, '$2')], 'g'))"; }
+  ( for n in $NS; do a=$(best $n macql); run --seeds 1,2 --n $n --methods macql --alpha $a --out-dir ${R}_a$a; done ) &
+  ( for n in $NS; do a=$(best $n cfcql); run --seeds 1,2 --n $n --methods cfcql --alpha $a --out-dir ${R}_a$a; done
+    run --seeds 1,2 --n "$(csv $NS)" --methods bc,none --out-dir ${R}_a1 ) &
+  wait
+fi
