@@ -11,7 +11,7 @@
 #   bash benchmarks/run_slot_distance_sweep.sh 1 && bash benchmarks/run_slot_distance_sweep.sh 2
 #   python benchmarks/make_results.py
 set -euo pipefail
-NS=${NS:-4 8 16}
+NS=${NS:-4 8 12 16}
 T=${T:-200}
 R=benchmarks/results/equal_line_slot_distance$([ "$T" = 200 ] || echo "_t$T")
 run() { python benchmarks/equal_line_scaling.py --reward slot_distance --policy hesitant:0.3 \
