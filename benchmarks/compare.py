@@ -57,7 +57,8 @@ def run_one(ds_dir, card, episodes, method, seed, a) -> dict:
                      cql_policy_samples=a.policy_samples, lambda_model=a.lambda_model, polyak_tau=a.polyak_tau)
     else:
         train = dict(METHODS[method], cql_alpha=a.alpha, cf_tau=a.tau, agent_rnn=a.rnn, obs_last_action=a.rnn,
-                     mixer=a.mixer, lr=a.lr, td_lambda=a.td_lambda, target_update_interval=a.target_update, joint_greedy_stratum=bool(a.joint_greedy_stratum),
+                     mixer=a.mixer, lr=a.lr, td_lambda=a.td_lambda, target_update_interval=a.target_update,
+                     joint_greedy_stratum=bool(a.joint_greedy_stratum),
                      batch_unit="episodes" if a.rnn or a.batch_unit == "episodes" else "transitions",
                      train_batch_size_per_learner=a.batch, bc_pretrain_steps=a.bc_steps)
     cfg = (CFCQLConfig().environment(card["task"], env_config=card["env_config"]).offline_data(input_=[str(ds_dir)])

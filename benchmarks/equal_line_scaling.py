@@ -43,6 +43,7 @@ import compare  # noqa: E402  (benchmarks/compare.py: the shared runner and its 
 
 from rllib_cfcql.data.validate import validate_dataset  # noqa: E402
 from rllib_cfcql.data.writer import collect  # noqa: E402
+from rllib_cfcql.envs.equal_line import REWARDS  # noqa: E402
 
 # the sweep's budget: the runner's flags with other defaults (a flag given on the command line wins)
 SWEEP_DEFAULTS = ["--methods", "cfcql,macql,bc,none", "--seeds", "0,1,2", "--steps", "20000",
@@ -83,7 +84,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", default="4,8,16,2,12,20", help="in the order to run them")
     ap.add_argument("--policy", default="medium_expert:0.3")
-    ap.add_argument("--reward", default="min_spacing", choices=("min_spacing", "slot_distance"),
+    ap.add_argument("--reward", default="min_spacing", choices=REWARDS,
                     help="Equal_Line's reward (env_config reward); slot_distance is the decomposable family")
     ap.add_argument("--episodes", type=int, default=1000)
     ap.add_argument("--none-max-n", type=int, default=8,

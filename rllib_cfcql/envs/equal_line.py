@@ -68,6 +68,7 @@ class EqualLineEnv(TeamEnv):
         if self.episode_limit < 1:
             raise ValueError(f"equal_line: episode_limit must be >= 1, got {self.episode_limit}")
         self.line_length = float(max(10, 2 * self.n_agents))
+        self.slots = np.linspace(0.0, self.line_length, self.n_agents)  # the expert's slots i·L/(n−1)
         self._init_spaces(
             TeamSpec(
                 n_agents=self.n_agents,
@@ -111,8 +112,7 @@ class EqualLineEnv(TeamEnv):
         self.t += 1
         self.pos = np.clip(self.pos + MOVES[a], 0.0, self.line_length)
         if self.reward == "slot_distance":
-            slots = np.linspace(0.0, self.line_length, self.n_agents)
-            reward = -10.0 * float(np.mean(np.abs(self.pos - slots))) / self.line_length
+            reward = -10.0 * float(np.mean(np.abs(self.pos - self.slots))) / self.line_length
         else:
             d = self._min_dis()
             reward = 10.0 * (d - self.last_min_dis) / (self.line_length / (self.n_agents - 1))
@@ -135,7 +135,7 @@ class EqualLineEnv(TeamEnv):
     def slot_action(self, assignment: np.ndarray) -> np.ndarray:
         """Agent i heads for the expert's slot ``assignment[i]`` (slots j·L/(n−1)); the team ends
         perfectly spread exactly when ``assignment`` is a permutation."""
-        return self._head_for(np.linspace(0.0, self.line_length, self.n_agents)[np.asarray(assignment)])
+        return self._head_for(self.slots[np.asarray(assignment)])
 
     def hold_action(self) -> np.ndarray:
         """Every agent holds still (move 0)."""
@@ -145,4 +145,4 @@ class EqualLineEnv(TeamEnv):
         """Scripted expert: agent i heads for slot i·L/(n−1) (a convention fixed by id)
         with the move that gets closest to it; the slots are equally spaced, so the
         team ends perfectly spread (return 10)."""
-        return self._head_for(np.linspace(0.0, self.line_length, self.n_agents))
+        return self._head_for(self.slots)
