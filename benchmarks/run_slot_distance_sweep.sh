@@ -6,7 +6,10 @@
 # MACQL diverge in about half the runs at n ≥ 8, results/equal_line_slot_distance_t25_*), greedy
 # evaluation every 1 000 steps on 32 episodes.
 #   stage 1: the α sweep on seed 0 (CFCQL α 1 / 2 / 5, MACQL α 0.05 / 0.2 / 1 / 5), BC and offline QMIX;
-#   stage 2: seeds 1 and 2 for every (n, method) at its best seed-0 final α (make_results.chosen_alpha).
+#   stage 2: seeds 1 and 2 for every (n, method) at its best seed-0 final α (make_results.chosen_alpha);
+#   stage 3: the grid's edges and the ends of n: MACQL α 0.02 (and 0.01 at n = 8, 16), CFCQL α 0.5 / 0.2,
+#            offline QMIX at n = 12 / 16, and n = 2 / 20 (BC, offline QMIX, CFCQL α 0.5 / 1 / 2, MACQL
+#            α 0.02 / 0.05 / 0.2 at n = 2 and α 0.05 at n = 20); then stage 2 again with NS="2 4 8 12 16 20".
 # Two single-threaded jobs side by side; every run's JSON is written as it finishes and skipped on rerun.
 #   bash benchmarks/run_slot_distance_sweep.sh 1 && bash benchmarks/run_slot_distance_sweep.sh 2
 #   python benchmarks/make_results.py
@@ -25,12 +28,22 @@ if [ "$stage" = 1 ]; then
     run --seeds 0 --n "$(csv $NS)" --methods macql --alpha 1 --out-dir ${R}_a1
     run --seeds 0 --n "$(csv $NS)" --methods none --out-dir ${R}_a1 ) &
   wait
+elif [ "$stage" = 3 ]; then
+  ( run --seeds 0 --n 4,8,12,16 --methods macql --alpha 0.02 --out-dir ${R}_a0.02
+    run --seeds 0 --n 20 --methods macql --alpha 0.05 --out-dir ${R}_a0.05  # n = 20's data is there by now
+    run --seeds 0 --n 8,16 --methods macql --alpha 0.01 --out-dir ${R}_a0.01 ) &
+  ( run --seeds 0 --n 2,20 --methods bc --out-dir ${R}_a1  # makes the two new datasets first
+    for a in 0.5 0.2; do run --seeds 0 --n 4,8,12,16 --methods cfcql --alpha $a --out-dir ${R}_a$a; done
+    run --seeds 0 --n 2,12,16,20 --methods none --none-max-n 20 --out-dir ${R}_a1
+    for a in 0.5 1 2; do run --seeds 0 --n 2,20 --methods cfcql --alpha $a --out-dir ${R}_a$a; done
+    for a in 0.02 0.05 0.2; do run --seeds 0 --n 2 --methods macql --alpha $a --out-dir ${R}_a$a; done ) &
+  wait
 else
   best() {  # best seed-0 α of (n, method)
     python -c "import sys; sys.path.insert(0, 'benchmarks'); import make_results as m
 print(format(m.chosen_alpha(m._scaling_runs('$(basename $R)'))[($1, '$2')], 'g'))"; }
   ( for n in $NS; do a=$(best $n macql); run --seeds 1,2 --n $n --methods macql --alpha $a --out-dir ${R}_a$a; done ) &
   ( for n in $NS; do a=$(best $n cfcql); run --seeds 1,2 --n $n --methods cfcql --alpha $a --out-dir ${R}_a$a; done
-    run --seeds 1,2 --n "$(csv $NS)" --methods bc,none --out-dir ${R}_a1 ) &
+    run --seeds 1,2 --n "$(csv $NS)" --methods bc,none --none-max-n 20 --out-dir ${R}_a1 ) &
   wait
 fi
