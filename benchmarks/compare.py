@@ -9,8 +9,8 @@ Continuous datasets (centralised critic variant): cfcql, macql, icql, omar, matd
         --methods cfcql,macql,icql,omar,matd3bc --seeds 0,1,2 --steps 2000 --batch 1024 \
         --lr 0.01 --gamma 0.95 --grad-clip 0.5 --alpha 5 --hidden 64
 
-Runs RLlib's CFCQL Learner (config.build_learner) in-process on the dataset
-(no Ray cluster), evaluates the greedy decentralised policy every --eval-every
+Runs RLlib's CFCQL Learner in-process on the dataset (no Ray cluster;
+rllib_cfcql.core.in_process.train_in_process), evaluates the greedy decentralised policy every --eval-every
 steps in the live env, and reports final and best normalised score
 (mean ± std over seeds). Settings shared by every method come from the flags;
 method-specific ones from METHODS below.
@@ -20,16 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from rllib_cfcql import CFCQLConfig
-from rllib_cfcql.core.pretrain import pretrain_behaviour
+from rllib_cfcql.core.in_process import train_in_process
 from rllib_cfcql.data.validate import validate_dataset
-from rllib_cfcql.evaluation import evaluate_episodes
 
 METHODS = {
     "cfcql": dict(mode="cql", penalty="cf"),
@@ -48,8 +46,6 @@ CONTINUOUS_METHODS = {
 
 
 def run_one(ds_dir, card, episodes, method, seed, a) -> dict:
-    torch.manual_seed(seed)
-    np.random.seed(seed)
     continuous = bool(card["spec"].get("continuous"))
     if continuous:
         train = dict(CONTINUOUS_METHODS[method], cql_alpha=a.alpha, cf_tau=a.tau, lr=a.lr, gamma=a.gamma,
@@ -63,38 +59,14 @@ def run_one(ds_dir, card, episodes, method, seed, a) -> dict:
                      train_batch_size_per_learner=a.batch, bc_pretrain_steps=a.bc_steps)
     cfg = (CFCQLConfig().environment(card["task"], env_config=card["env_config"]).offline_data(input_=[str(ds_dir)])
            .training(**train).debugging(seed=seed))
-    cfg.validate()
-    learner = cfg.build_learner(env=None)
-    module = learner.module["default_policy"].unwrapped()
-    if cfg.uses_behaviour_model:
-        state, _ = pretrain_behaviour(episodes, model_cfg=cfg.model_config, n_actions=module.n_actions,
-                                      steps=cfg.bc_pretrain_steps, batch_size=cfg.bc_batch_size, lr=cfg.bc_lr,
-                                      seed=0, patience=cfg.bc_patience, progress=False)
-        learner.set_behaviour_state(state)
-    if cfg.uses_vae:
-        from rllib_cfcql.core.pretrain import pretrain_vae
-
-        state, _ = pretrain_vae(episodes, hidden=cfg.vae_hidden, latent=cfg.vae_latent, steps=cfg.vae_pretrain_steps,
-                                batch_size=cfg.vae_batch_size, lr=cfg.vae_lr, kl_weight=cfg.vae_kl_weight, seed=0)
-        learner.set_vae_state(state)
-    learner.set_dataset(episodes, 1, seed)
-    refs = card["reference_returns"]
-    norm = lambda r: 100.0 * (r - refs["random"]) / (refs["expert"] - refs["random"])  # noqa: E731
-    curve, wins, diags, t0 = [], [], [], time.perf_counter()
-    done = 0
-    while done < a.steps:
-        k = min(a.eval_every, a.steps - done)
-        learner.train_steps(k)
-        done += k
-        ev = evaluate_episodes(module, card["task"], card["env_config"], a.eval_episodes, seed=777)
-        curve.append((done, float(norm(ev["returns"].mean()))))
-        if not np.isnan(ev["wins"]).all():  # tasks with a win flag (SMAX): the win rate too
-            wins.append((done, float(ev["wins"].mean())))
-        # value calibration and policy support on the learner's diagnostic episodes (docs/DIAGNOSTICS.md)
-        diags.append({"steps": done, **{k: float(v) for k, v in learner.diagnostics().items()}})
+    # β / the VAE are pre-trained with seed 0 for every run (the runs of a cell differ only in the learner's seed)
+    run = train_in_process(cfg, episodes, steps=a.steps, eval_every=a.eval_every, eval_episodes=a.eval_episodes,
+                           eval_seed=777, reference_returns=card["reference_returns"], pretrain_seed=0)
+    curve = run["curve"]
     row = {"method": method, "seed": seed, "final": curve[-1][1], "best": max(s for _, s in curve),
-           "curve": curve, "diagnostics": diags, "seconds": round(time.perf_counter() - t0, 1)}
-    if wins:
+           "curve": curve, "diagnostics": run["diagnostics"], "seconds": run["seconds"]}
+    if run["wins"]:
+        wins = run["wins"]
         row.update(final_win=wins[-1][1], best_win=max(w for _, w in wins), win_curve=wins)
     return row
 

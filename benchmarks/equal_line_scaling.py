@@ -9,7 +9,7 @@ Every flag this driver does not know goes to ``benchmarks/compare.py``'s runner 
 defaults to the sweep's budget (``SWEEP_DEFAULTS``).
 
 For every n it first makes the dataset family member with the project's own collector
-(``rllib-cfcql data collect``, here through :func:`rllib_cfcql.data.writer.collect`) under
+(``rllib-cfcql data collect``, here through :func:`rllib_cfcql.data.collect.collect`) under
 ``--data-root`` (not in git), then trains every (seed, method) with the same budget through
 ``benchmarks/compare.py``'s runner (RLlib's CFCQL Learner in-process, greedy evaluation in the live
 env every ``--eval-every`` steps). Each run's result is written to
@@ -30,20 +30,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
+import compare  # benchmarks/compare.py, beside this script: the shared runner and its flags
 import torch
 
+from rllib_cfcql.data.collect import collect
+from rllib_cfcql.data.validate import validate_dataset
+from rllib_cfcql.envs.equal_line import REWARDS
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import compare  # noqa: E402  (benchmarks/compare.py: the shared runner and its flags)
-
-from rllib_cfcql.data.validate import validate_dataset  # noqa: E402
-from rllib_cfcql.data.writer import collect  # noqa: E402
-from rllib_cfcql.envs.equal_line import REWARDS  # noqa: E402
 
 # the sweep's budget: the runner's flags with other defaults (a flag given on the command line wins)
 SWEEP_DEFAULTS = ["--methods", "cfcql,macql,bc,none", "--seeds", "0,1,2", "--steps", "20000",

@@ -216,6 +216,38 @@ def scaling_section(runs: list[dict], fig_prefix: str = "equal_line",
             row += f" {fm:.1f} ± {fs:.1f} ({len(rs)}{tag}) | {bm:.1f} ± {bs:.1f} |"
         out.append(row)
     out.append("")
+    if any(m in methods for m in ("cfcql",)) and any(m in methods for m in ("macql", "macql-u")):
+        other = "macql" if "macql" in methods else "macql-u"
+        out += [f"**CFCQL − {LABELS[other]} at each one's chosen α** (final scores; σ is the pooled std of the two "
+                "groups of seeds, √((s₁² + s₂²)/2)):", "",
+                "| n | CFCQL | " + LABELS[other] + " | Δ | pooled σ | Δ / σ |", "|---|---|---|---|---|---|"]
+        for n in ns:
+            a_, b_ = cell.get((n, "cfcql"), []), cell.get((n, other), [])
+            if len(a_) < 2 or len(b_) < 2:
+                continue
+            (ma, sa), (mb, sb) = _mean_std([r["final"] for r in a_]), _mean_std([r["final"] for r in b_])
+            sig = ((sa ** 2 + sb ** 2) / 2) ** 0.5
+            out.append(f"| {n} | {ma:.1f} ± {sa:.1f} | {mb:.1f} ± {sb:.1f} | {ma - mb:+.1f} | {sig:.1f} | "
+                       f"{(ma - mb) / sig if sig > 0 else float('nan'):+.1f} |")
+        out.append("")
+    # figure 0: seed-0 final score against α, one panel per n (how wide each method's good α window is)
+    fig, axes = plt.subplots(1, len(ns), figsize=(3.0 * len(ns), 2.8), squeeze=False, sharey=True)
+    for ax, n in zip(axes[0], ns):
+        for m in (x for x in USES_ALPHA if x in methods):
+            pts = sorted((r["alpha"], r["final"]) for r in runs if r["n"] == n and r["method"] == m and r["seed"] == 0)
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=COLORS[m], label=LABELS[m])
+        ax.axhline(_norm(data[n]), color="k", ls="--", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_title(f"n = {n}")
+        ax.set_xlabel("α")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("final score (seed 0)")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(FIGS / f"{fig_prefix}_alpha.png", dpi=90)
+    plt.close(fig)
+    out += [f"Seed-0 final score against α (dashed: the data's own score): ![α sweep](figures/{fig_prefix}_alpha.png)", ""]
     # figure 1: final score vs n at the chosen α
     fig, ax = plt.subplots(figsize=(6, 4))
     for m in methods:

@@ -40,7 +40,7 @@ elif [ "$stage" = 3 ]; then
   wait
 else
   best() {  # best seed-0 α of (n, method)
-    python -c "import sys; sys.path.insert(0, 'benchmarks'); import make_results as m
+    PYTHONPATH=benchmarks python -c "import make_results as m
 print(format(m.chosen_alpha(m._scaling_runs('$(basename $R)'))[($1, '$2')], 'g'))"; }
   ( for n in $NS; do a=$(best $n macql); run --seeds 1,2 --n $n --methods macql --alpha $a --out-dir ${R}_a$a; done ) &
   ( for n in $NS; do a=$(best $n cfcql); run --seeds 1,2 --n $n --methods cfcql --alpha $a --out-dir ${R}_a$a; done

@@ -34,7 +34,7 @@ REFERENCE_GRU = {3: 0.95, 6: 0.29, 10: 0.13}
 
 def make_episodes(n: int, episodes: int, limit: int = 50):
     from rllib_cfcql.behaviour_policies.specs import BehaviourPolicy
-    from rllib_cfcql.data.writer import rollout
+    from rllib_cfcql.data.collect import rollout
     from rllib_cfcql.envs import make_team_env
 
     return rollout(make_team_env("equal_line", {"n_agents": n, "episode_limit": limit}),

@@ -43,7 +43,7 @@ VARIANTS = {"cfcql": {}, "cfcql_vae": {"lambda_model": "vae"}, "macql": {"penalt
 
 def collect(task, env_config, episodes=4):
     from rllib_cfcql.behaviour_policies.specs import BehaviourPolicy
-    from rllib_cfcql.data.writer import rollout
+    from rllib_cfcql.data.collect import rollout
     from rllib_cfcql.envs import make_team_env
 
     return rollout(make_team_env(task, env_config), BehaviourPolicy("random"), episodes, seed=0)

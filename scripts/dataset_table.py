@@ -39,7 +39,7 @@ def json_size(d: Path) -> int:
 
 
 def policy_table(root: Path, episodes: int = 100) -> None:
-    from rllib_cfcql.data.writer import rollout
+    from rllib_cfcql.data.collect import rollout
     from rllib_cfcql.envs import make_team_env
 
     print("| policies | PPO env steps (medium / expert) | wall s (expert) | random | medium (sampled) | "

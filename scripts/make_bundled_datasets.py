@@ -10,7 +10,7 @@ committed trained policies). Small on purpose (tutorials and tests); the
 full-size ones come from `rllib-cfcql data collect --quality Q --steps N`
 (offline_data/README.md).
 
-Each dataset is made by `rllib-cfcql data collect` logic (rllib_cfcql.data.writer.collect)
+Each dataset is made by `rllib-cfcql data collect` logic (rllib_cfcql.data.collect.collect)
 and carries a card.json. The behaviour is `medium_expert:0.3`: in every episode each
 agent is independently the scripted expert (p = 0.3) or the scripted medium policy,
 with ε = 0.1 random moves. Behaviour cloning lands near medium; the all-expert joint
@@ -24,7 +24,7 @@ import argparse
 import json
 from pathlib import Path
 
-from rllib_cfcql.data.writer import collect
+from rllib_cfcql.data.collect import collect
 
 ROOT = Path(__file__).resolve().parents[1] / "offline_data"
 

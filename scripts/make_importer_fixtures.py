@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from rllib_cfcql.behaviour_policies.specs import BehaviourPolicy
+from rllib_cfcql.data.collect import rollout
 from rllib_cfcql.data.schema import EpisodeArrays
-from rllib_cfcql.data.writer import rollout
 from rllib_cfcql.envs import make_team_env
 
 TASK = "equal_line"

@@ -51,7 +51,7 @@ def ray_session():
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory):
     """make(name, task, env_config, episodes, fmt, policy, seed) -> dataset dir (cached per args)."""
-    from rllib_cfcql.data.writer import collect
+    from rllib_cfcql.data.collect import collect
 
     made: dict = {}
 
@@ -66,3 +66,36 @@ def tiny_dataset(tmp_path_factory):
         return made[key]
 
     return make
+
+
+def check_score_and_checkpoint_round_trip(algo, result, tmp_path, task, env_config, grad_steps, next_grad_steps):
+    """What every Algorithm smoke test asserts after its iterations: the evaluation's normalised score follows
+    from the references, and a checkpoint restores the same weights, step counter and greedy policy, and
+    trains on from there (``grad_steps`` before, ``next_grad_steps`` after one more iteration)."""
+    import math
+
+    import numpy as np
+    import torch
+    from ray.rllib.algorithms.algorithm import Algorithm
+
+    from rllib_cfcql import keys as K
+    from rllib_cfcql.evaluation import evaluate_module
+
+    ev = result["evaluation"]["env_runners"]
+    assert ev["num_episodes"] >= 2 and math.isfinite(ev["episode_return_mean"])
+    refs = algo.reference_returns
+    assert ev[K.NORMALIZED_SCORE] == pytest.approx(
+        100 * (ev["episode_return_mean"] - refs["random"]) / (refs["expert"] - refs["random"]))
+    ckpt = algo.save(str(tmp_path / "ckpt")).checkpoint.path
+    m1 = algo.learner_group._learner.module["default_policy"].unwrapped()
+    restored = Algorithm.from_checkpoint(ckpt)
+    try:
+        m2 = restored.learner_group._learner.module["default_policy"].unwrapped()
+        for (k, a), (_, b) in zip(m1.state_dict().items(), m2.state_dict().items()):
+            assert torch.equal(a, b), k
+        assert restored.learner_group._learner.num_grad_steps == grad_steps
+        np.testing.assert_array_equal(evaluate_module(m1, task, env_config, 3), evaluate_module(m2, task, env_config, 3))
+        r2 = restored.train()
+        assert r2["learners"]["__all_modules__"][K.NUM_GRAD_STEPS] == next_grad_steps
+    finally:
+        restored.stop()

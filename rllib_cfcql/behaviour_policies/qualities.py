@@ -63,7 +63,7 @@ A *policy* here is anything with ``spec``, ``begin_episode(env, rng)`` and
 :class:`~rllib_cfcql.behaviour_policies.specs.BehaviourPolicy` or a :class:`RandomMix`.
 :func:`make_policy` builds one from a spec string; a
 :class:`BehaviourSchedule` says which policy plays each episode of a
-collection and is what :func:`rllib_cfcql.data.writer.rollout` consumes.
+collection and is what :func:`rllib_cfcql.data.collect.rollout` consumes.
 """
 
 from __future__ import annotations

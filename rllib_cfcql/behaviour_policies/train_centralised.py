@@ -225,8 +225,9 @@ def write_medium_replay(rec: np.ndarray, out_dir: Path, spec, seed: int, medium_
     """Write recorded transitions (TeamStateEnv rows, already cut at the medium step) as a team dataset + card."""
     from rllib_cfcql import keys as K
     from rllib_cfcql.behaviour_policies.specs import BehaviourPolicy
+    from rllib_cfcql.data.collect import rollout
     from rllib_cfcql.data.schema import assemble_episodes
-    from rllib_cfcql.data.writer import CARD_NAME, make_card, rollout, write_dataset
+    from rllib_cfcql.data.writer import CARD_NAME, make_card, write_dataset
     from rllib_cfcql.envs.mamujoco import MaMuJoCoHalfCheetah2x3Env
 
     n, O, S, A = spec.n_agents, spec.obs_dim, spec.state_dim, spec.n_actions

@@ -70,13 +70,13 @@ from pathlib import Path
 
 import numpy as np
 
+from rllib_cfcql.behaviour_policies import training
 from rllib_cfcql.behaviour_policies.checkpoint import FORMAT
 from rllib_cfcql.behaviour_policies.qualities import policy_dir_name
 from rllib_cfcql.behaviour_policies.team_agents import (
     MaskedPPOTorchRLModule,
     TeamAgentsEnv,
 )
-from rllib_cfcql.behaviour_policies import training
 from rllib_cfcql.paths import POLICY_ROOT
 
 MODULE_ID = "shared"
@@ -143,14 +143,9 @@ def write_recorded_replay(envs: list[TeamAgentsEnv], upto: list[int], out_dir: P
                           seed: int, medium_meta: dict, policy_dir: Path, reference_episodes: int) -> dict:
     """Write the transitions the training envs saw (each cut at its step count at the medium checkpoint)."""
     from rllib_cfcql import keys as K
+    from rllib_cfcql.data.collect import clear_reference_cache, reference_returns
     from rllib_cfcql.data.schema import assemble_episodes
-    from rllib_cfcql.data.writer import (
-        CARD_NAME,
-        clear_reference_cache,
-        make_card,
-        reference_returns,
-        write_dataset,
-    )
+    from rllib_cfcql.data.writer import CARD_NAME, make_card, write_dataset
 
     spec = envs[0].spec_
     rows = [(i * 1_000_000 + r[0],) + r[1:] for i, e in enumerate(envs) for r in e.rows[: upto[i]]]
@@ -371,7 +366,7 @@ def main(argv=None) -> int:
 
     from rllib_cfcql.behaviour_policies.qualities import evaluate_checkpoint
     from rllib_cfcql.behaviour_policies.specs import BehaviourPolicy
-    from rllib_cfcql.data.writer import rollout
+    from rllib_cfcql.data.collect import rollout
     from rllib_cfcql.envs import make_team_env
 
     try:

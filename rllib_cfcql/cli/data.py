@@ -20,10 +20,11 @@ import sys
 from pathlib import Path
 
 from rllib_cfcql.cli.experiment_file import ConfigError, parse_json_option
+from rllib_cfcql.data.collect import collect
 from rllib_cfcql.data.importers import IMPORTERS, convert_dataset
 from rllib_cfcql.data.schema import DatasetError
 from rllib_cfcql.data.validate import load_card, validate_dataset
-from rllib_cfcql.data.writer import FORMATS, collect, data_files
+from rllib_cfcql.data.writer import FORMATS, data_files
 from rllib_cfcql.envs import TASKS
 
 

@@ -258,26 +258,12 @@ def parse_experiment(data: Any, source: str = "<string>") -> ExperimentSpec:
             f"{source}: `env` must be a registered env name (string), got {env!r}."
         )
 
-    config = body.get("config")
-    if config is None:
-        config = {}
-    if not isinstance(config, dict):
-        raise ConfigError(
-            f"{source}: `config` of experiment {name!r} must be a mapping, "
-            f"got {type(config).__name__}."
-        )
+    config = _mapping(body, "config", f"{source}: `config` of experiment {name!r}")
 
     stop = body.get("stop")
     stop = validate_stop({} if stop is None else stop, source)
 
-    checkpoint_config = body.get("checkpoint_config")
-    if checkpoint_config is None:
-        checkpoint_config = {}
-    if not isinstance(checkpoint_config, dict):
-        raise ConfigError(
-            f"{source}: `checkpoint_config` must be a mapping, "
-            f"got {type(checkpoint_config).__name__}."
-        )
+    checkpoint_config = _mapping(body, "checkpoint_config", f"{source}: `checkpoint_config`")
     bad = [k for k in checkpoint_config if k not in CHECKPOINT_CONFIG_KEYS]
     if bad:
         details = "; ".join(
@@ -526,6 +512,16 @@ def _flatten_stop(stop: Mapping[Any, Any], source: str, prefix: str = "") -> Dic
         else:
             flat[full] = value
     return flat
+
+
+def _mapping(body: dict, key: str, where: str) -> dict:
+    """``body[key]`` as a dict ({} when absent or null); anything else is a ConfigError naming ``where``."""
+    value = body.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a mapping, got {type(value).__name__}.")
+    return value
 
 
 def validate_stop(stop: Any, source: str = "<string>") -> Dict[str, float]:

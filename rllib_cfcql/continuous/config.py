@@ -1,4 +1,4 @@
-"""The continuous variant's model-config keys, each read from its one home: a CFCQLConfig field.
+"""The continuous variant's own settings: its fields and defaults, its model-config keys and its checks.
 
 ``CFCQLConfig`` hands the module only its own variant's keys (:func:`model_config`); a module built
 directly (without a config) fills what it is not given from a default ``CFCQLConfig``
@@ -9,6 +9,42 @@ directly (without a config) fills what it is not given from a default ``CFCQLCon
 from __future__ import annotations
 
 from typing import Any, Dict
+
+#: The fields only this variant reads, with their defaults: ``CFCQLConfig.__init__`` sets them and
+#: ``CFCQLConfig.training``'s Args document them; a discrete task refuses any that departs from its default.
+FIELDS: Dict[str, Any] = {
+    # centralised twin critics, deterministic actors, TD3 targets
+    "critic": "central",
+    "actor_objective": "auto",
+    "critic_hidden": None,
+    "shared_actor": False,
+    "actor_lr": None,
+    "critic_lr": None,
+    "cql_samples": 10,
+    "cql_policy_samples": False,
+    "cql_policy_std": 0.2,
+    "target_noise": 0.05,
+    "target_noise_clip": 0.5,
+    "polyak_tau": 0.01,
+    "actor_update_interval": 5,
+    "actor_l2": 1e-3,
+    # the baselines" actor objectives
+    "td3bc_alpha": 2.5,
+    "omar_coe": 0.7,
+    "omar_iters": 3,
+    "omar_samples": 20,
+    "omar_elites": 5,
+    "omar_sigma": 2.0,
+    # λ from a conditional VAE of the data
+    "lambda_model": "uniform",
+    "vae_hidden": 750,
+    "vae_latent": None,
+    "vae_lr": 1e-4,
+    "vae_kl_weight": 0.5,
+    "vae_pretrain_steps": 5000,
+    "vae_batch_size": 256,
+    "vae_samples": 20,
+}
 
 
 def model_config(c) -> Dict[str, Any]:

@@ -6,6 +6,7 @@ The algorithm is described in docs/ALGORITHM.md."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -15,8 +16,10 @@ from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.util import log_once
 
+from rllib_cfcql.continuous import config as continuous_config
 from rllib_cfcql.core.callbacks import TeamMetricsCallback
 from rllib_cfcql.data.offline import TeamOfflineData
+from rllib_cfcql.discrete import config as discrete_config
 from rllib_cfcql.envs import TASKS, make_team_env
 from rllib_cfcql.envs.base import TeamSpec, spec_from_spaces
 
@@ -104,67 +107,24 @@ class CFCQLConfig(AlgorithmConfig):
         log_once(f"{self.algo_class.__name__}_on_new_api_stack")
         self._is_online = False
         # every setting is documented once, in training()'s Args
-        # --- CFCQL ---
+        # --- shared by both variants ---
         self.cql_alpha = 50.0
         self.penalty = "cf"
         self.mode = "cql"
         self.cf_tau = 1.0
-        self.td_lambda = 0.6
         self.gamma = 0.99
         self.lr = 1e-3
         self.adam_eps = 1e-8
         self.grad_clip = 10.0
         self.grad_clip_by = "global_norm"
-        self.target_update_interval = 25
-        self.joint_samples = 100
-        self.joint_greedy_stratum = True
-        self.target_cache: Optional[bool] = None
         self.batch_unit: Optional[str] = None
         self.train_batch_size_per_learner = 128
         self.num_gradient_steps_per_iteration = 100
-        # --- networks ---
         self.agent_hidden = 64
-        self.agent_rnn = True
-        self.obs_last_action: Optional[bool] = None
-        self.obs_agent_id = True
-        self.mixer = "qmix"
-        self.mixer_embed = 32
-        self.hyper_hidden = 64
-        # --- behaviour model β (for λ) ---
-        self.bc_pretrain_steps = 3000
-        self.bc_batch_size = 64
-        self.bc_lr = 1e-3
-        self.bc_patience = 10
         self.behaviour_cache_dir: Optional[str] = None
-        # --- continuous actions (centralised critic, deterministic actors) ---
-        self.critic = "central"
-        self.actor_objective = "auto"
-        self.critic_hidden: Optional[int] = None
-        self.shared_actor = False
-        self.actor_lr: Optional[float] = None
-        self.critic_lr: Optional[float] = None
-        self.cql_samples = 10
-        self.cql_policy_samples = False
-        self.cql_policy_std = 0.2
-        self.target_noise = 0.05
-        self.target_noise_clip = 0.5
-        self.polyak_tau = 0.01
-        self.actor_update_interval = 5
-        self.actor_l2 = 1e-3
-        self.td3bc_alpha = 2.5
-        self.omar_coe = 0.7
-        self.omar_iters = 3
-        self.omar_samples = 20
-        self.omar_elites = 5
-        self.omar_sigma = 2.0
-        self.lambda_model = "uniform"
-        self.vae_hidden = 750
-        self.vae_latent: Optional[int] = None
-        self.vae_lr = 1e-4
-        self.vae_kl_weight = 0.5
-        self.vae_pretrain_steps = 5000
-        self.vae_batch_size = 256
-        self.vae_samples = 20
+        # --- each variant's own fields, defined in discrete/config.py and continuous/config.py ---
+        for name, default in {**discrete_config.FIELDS, **continuous_config.FIELDS}.items():
+            setattr(self, name, copy.copy(default))
         # --- scoring / system ---
         self.reference_returns: Optional[Dict[str, float]] = None
         self.spec: Optional[Dict[str, Any]] = None
@@ -409,11 +369,8 @@ class CFCQLConfig(AlgorithmConfig):
     @property
     def _model_config_auto_includes(self) -> Dict[str, Any]:
         """RLlib's keys plus this variant's own (``rllib_cfcql.{discrete,continuous}.config``)."""
-        if self.is_continuous:
-            from rllib_cfcql.continuous.config import model_config
-        else:
-            from rllib_cfcql.discrete.config import model_config
-        return super()._model_config_auto_includes | model_config(self)
+        variant = continuous_config if self.is_continuous else discrete_config
+        return super()._model_config_auto_includes | variant.model_config(self)
 
     def get_default_rl_module_spec(self) -> RLModuleSpec:
         if self.is_continuous:
@@ -478,11 +435,14 @@ class CFCQLConfig(AlgorithmConfig):
         if self.target_cache not in (None, True, False):
             self._fail("target_cache", self.target_cache, "None (automatic), True or False")
         self._validate_env_and_spaces()
-        if self.is_continuous:
-            from rllib_cfcql.continuous.config import validate
-        else:
-            from rllib_cfcql.discrete.config import validate
-        validate(self, number)
+        variant, other = (continuous_config, discrete_config) if self.is_continuous else (discrete_config, continuous_config)
+        kind = "continuous" if self.is_continuous else "discrete"
+        for field, default in other.FIELDS.items():  # a setting of the other variant would be ignored: refuse it
+            if getattr(self, field) != default:
+                applies = "continuous" if other is continuous_config else "discrete"
+                self._fail(field, getattr(self, field), f"its default {default!r}: {field!r} applies to {applies} actions "
+                           f"only, and this task's actions are {kind}")
+        variant.validate(self, number)
         if self.reference_returns is not None:
             r = self.reference_returns
             if not (isinstance(r, dict) and set(r) == {"random", "expert"} and r["expert"] != r["random"]):

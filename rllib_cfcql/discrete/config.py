@@ -1,4 +1,4 @@
-"""The discrete variant's model-config keys, each read from its one home: a CFCQLConfig field.
+"""The discrete variant's own settings: its fields and defaults, its model-config keys and its checks.
 
 ``CFCQLConfig`` hands the module only its own variant's keys (:func:`model_config`); a module built
 directly (without a config) fills what it is not given from a default ``CFCQLConfig``
@@ -8,6 +8,29 @@ directly (without a config) fills what it is not given from a default ``CFCQLCon
 from __future__ import annotations
 
 from typing import Any, Dict
+
+#: The fields only this variant reads, with their defaults: ``CFCQLConfig.__init__`` sets them and
+#: ``CFCQLConfig.training``'s Args document them; a continuous task refuses any that departs from its default.
+FIELDS: Dict[str, Any] = {
+    # TD(λ) targets from hard-copied target networks
+    "td_lambda": 0.6,
+    "target_update_interval": 25,
+    "joint_samples": 100,
+    "joint_greedy_stratum": True,
+    "target_cache": None,
+    # the agent network and the mixer
+    "agent_rnn": True,
+    "obs_last_action": None,
+    "obs_agent_id": True,
+    "mixer": "qmix",
+    "mixer_embed": 32,
+    "hyper_hidden": 64,
+    # the behaviour model β (for λ)
+    "bc_pretrain_steps": 3000,
+    "bc_batch_size": 64,
+    "bc_lr": 1e-3,
+    "bc_patience": 10,
+}
 
 
 def model_config(c) -> Dict[str, Any]:
@@ -30,10 +53,6 @@ def model_config(c) -> Dict[str, Any]:
 
 def validate(c, number) -> None:
     """The discrete checks of ``c.validate()`` (``number(field, lo, hi, integer, lo_open)`` fails naming the field)."""
-    if c.critic != "central" or c.actor_objective != "auto":
-        c._fail("critic" if c.critic != "central" else "actor_objective",
-                c.critic if c.critic != "central" else c.actor_objective,
-                "the default for a discrete task (critic and actor_objective apply to continuous actions only)")
     if not isinstance(c.joint_greedy_stratum, bool):
         c._fail("joint_greedy_stratum", c.joint_greedy_stratum, "True or False")
     if c.resolved_batch_unit == "transitions" and (c.agent_rnn or c.resolved_obs_last_action):

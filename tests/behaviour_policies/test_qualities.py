@@ -19,8 +19,8 @@ from rllib_cfcql.behaviour_policies.qualities import (
     quality_policy,
 )
 from rllib_cfcql.cli.data import main as data_main
+from rllib_cfcql.data.collect import collect, rollout
 from rllib_cfcql.data.validate import validate_dataset
-from rllib_cfcql.data.writer import collect, rollout
 from rllib_cfcql.envs import TASKS, make_team_env
 
 CONT = {"continuous_actions": True}

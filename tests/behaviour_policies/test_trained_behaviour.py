@@ -24,7 +24,7 @@ from rllib_cfcql.behaviour_policies.qualities import (
     trained_policy_dir,
 )
 from rllib_cfcql.behaviour_policies.specs import BehaviourPolicy
-from rllib_cfcql.data.writer import rollout
+from rllib_cfcql.data.collect import rollout
 from rllib_cfcql.envs import make_team_env
 
 CONT = {"continuous_actions": True}

@@ -288,23 +288,46 @@ def test_continuous_config_errors_name_the_field(cdata, bad, field):
         cfg.validate()
 
 
-def test_discrete_task_rejects_continuous_only_switches(tiny_dataset):
+@pytest.mark.parametrize("field, value", [("critic", "independent"), ("polyak_tau", 0.5), ("vae_hidden", 32)])
+def test_discrete_task_rejects_continuous_only_settings(tiny_dataset, field, value):
+    """A setting the variant never reads is refused, naming it (it would be silently ignored)."""
     d = tiny_dataset(env_config={"n_agents": 3, "episode_limit": 10}, episodes=4)
     cfg = (CFCQLConfig().environment("equal_line", env_config={"n_agents": 3, "episode_limit": 10})
-           .offline_data(input_=[str(d)]).training(critic="independent"))
-    with pytest.raises(ValueError, match=r"CFCQLConfig\.critic="):
+           .offline_data(input_=[str(d)]).training(**{field: value}))
+    with pytest.raises(ValueError, match=rf"CFCQLConfig\.{field}=.* applies to continuous actions only, "
+                                         r"and this task's actions are discrete"):
         cfg.validate()
+
+
+@pytest.mark.parametrize("field, value", [("mixer", "vdn"), ("td_lambda", 0.0), ("target_update_interval", 200)])
+def test_continuous_task_rejects_discrete_only_settings(cdata, field, value):
+    d, _ = cdata
+    cfg = CFCQLConfig().environment("mpe_spread", env_config=ENV_CFG).offline_data(input_=[str(d)]).training(**{field: value})
+    with pytest.raises(ValueError, match=rf"CFCQLConfig\.{field}=.* applies to discrete actions only, "
+                                         r"and this task's actions are continuous"):
+        cfg.validate()
+
+
+def test_variant_fields_are_disjoint_and_set_at_their_defaults():
+    from rllib_cfcql.continuous import config as cc
+    from rllib_cfcql.discrete import config as dc
+
+    assert not set(dc.FIELDS) & set(cc.FIELDS)
+    cfg = CFCQLConfig()
+    for name, default in {**dc.FIELDS, **cc.FIELDS}.items():
+        assert getattr(cfg, name) == default, name
 
 
 def test_continuous_dataset_round_trip_and_range_check(tmp_path):
     from rllib_cfcql.behaviour_policies.specs import BehaviourPolicy
+    from rllib_cfcql.data.collect import rollout
     from rllib_cfcql.data.schema import (
         DatasetError,
         assemble_episodes,
         columns_from_arrow,
         episodes_to_rows,
     )
-    from rllib_cfcql.data.writer import rollout, rows_to_table
+    from rllib_cfcql.data.writer import rows_to_table
     from rllib_cfcql.envs import make_team_env
 
     env = make_team_env("mpe_spread", ENV_CFG)

@@ -5,6 +5,7 @@ checkpoint round trip, two DDP learners, a Tune grid over α and τ, and a real
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -13,6 +14,7 @@ import torch
 
 from rllib_cfcql import CFCQLConfig
 from rllib_cfcql import keys as K
+from tests.conftest import check_score_and_checkpoint_round_trip
 
 SPREAD = {"continuous_actions": True, "max_cycles": 10}
 
@@ -27,10 +29,6 @@ def small_config(d, task="mpe_spread", env_config=SPREAD, **training):
 
 
 def test_continuous_two_iterations_evaluation_save_and_restore(ray_session, tiny_dataset, tmp_path):
-    from ray.rllib.algorithms.algorithm import Algorithm
-
-    from rllib_cfcql.evaluation import evaluate_module
-
     d = tiny_dataset(task="mpe_spread", env_config=SPREAD, episodes=10, policy="medium_expert:0.3", seed=2)
     algo = small_config(d).build_algo()
     try:
@@ -42,26 +40,9 @@ def test_continuous_two_iterations_evaluation_save_and_restore(ray_session, tiny
             assert math.isfinite(learn[key]), key
         allm = r["learners"]["__all_modules__"]
         assert allm[K.NUM_GRAD_STEPS] == 12 and allm[K.NUM_TARGET_UPDATES] == 4
-        ev = r["evaluation"]["env_runners"]
-        assert ev["num_episodes"] >= 2 and math.isfinite(ev["episode_return_mean"])
-        refs = algo.reference_returns
-        card = __import__("json").loads((d / "card.json").read_text())
-        assert refs == card["reference_returns"]  # the card's references drive the normalised score
-        assert ev[K.NORMALIZED_SCORE] == pytest.approx(
-            100 * (ev["episode_return_mean"] - refs["random"]) / (refs["expert"] - refs["random"]))
-        ckpt = algo.save(str(tmp_path / "ckpt")).checkpoint.path
-        m1 = algo.learner_group._learner.module["default_policy"].unwrapped()
-        restored = Algorithm.from_checkpoint(ckpt)
-        try:
-            m2 = restored.learner_group._learner.module["default_policy"].unwrapped()
-            for (k, a), (_, b) in zip(m1.state_dict().items(), m2.state_dict().items()):
-                assert torch.equal(a, b), k
-            assert restored.learner_group._learner.num_grad_steps == 12
-            np.testing.assert_array_equal(evaluate_module(m1, "mpe_spread", SPREAD, 2), evaluate_module(m2, "mpe_spread", SPREAD, 2))
-            r2 = restored.train()
-            assert r2["learners"]["__all_modules__"][K.NUM_GRAD_STEPS] == 18
-        finally:
-            restored.stop()
+        card = json.loads((d / "card.json").read_text())
+        assert algo.reference_returns == card["reference_returns"]  # the card's references drive the normalised score
+        check_score_and_checkpoint_round_trip(algo, r, tmp_path, "mpe_spread", SPREAD, 12, 18)
     finally:
         algo.stop()
 

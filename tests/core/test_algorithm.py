@@ -14,11 +14,10 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 from rllib_cfcql import CFCQLConfig
 from rllib_cfcql import keys as K
-from tests.conftest import REPO
+from tests.conftest import REPO, check_score_and_checkpoint_round_trip
 
 ENV_CFG = {"n_agents": 3, "episode_limit": 10}
 
@@ -33,8 +32,6 @@ def small_config(d, **training):
 
 
 def test_two_iterations_with_evaluation_save_and_restore(ray_session, tiny_dataset, tmp_path):
-    from ray.rllib.algorithms.algorithm import Algorithm
-
     d = tiny_dataset(env_config=ENV_CFG, episodes=12, seed=1)
     algo = small_config(d, agent_rnn=True, obs_last_action=True, batch_unit="episodes").build_algo()
     try:
@@ -45,26 +42,7 @@ def test_two_iterations_with_evaluation_save_and_restore(ray_session, tiny_datas
         for key in (K.TD_LOSS, K.PENALTY, K.Q_TOT_MEAN, K.LAMBDA_ENTROPY, K.LAMBDA_MAX, K.BETA_ACCURACY):
             assert math.isfinite(learn[key]), key
         assert r["learners"]["__all_modules__"][K.NUM_GRAD_STEPS] == 10
-        ev = r["evaluation"]["env_runners"]
-        assert ev["num_episodes"] >= 2 and math.isfinite(ev["episode_return_mean"])
-        refs = algo.reference_returns
-        assert ev[K.NORMALIZED_SCORE] == pytest.approx(
-            100 * (ev["episode_return_mean"] - refs["random"]) / (refs["expert"] - refs["random"]))
-        ckpt = algo.save(str(tmp_path / "ckpt")).checkpoint.path
-        m1 = algo.learner_group._learner.module["default_policy"].unwrapped()
-        restored = Algorithm.from_checkpoint(ckpt)
-        try:
-            m2 = restored.learner_group._learner.module["default_policy"].unwrapped()
-            for (k, a), (_, b) in zip(m1.state_dict().items(), m2.state_dict().items()):
-                assert torch.equal(a, b), k
-            assert restored.learner_group._learner.num_grad_steps == 10
-            from rllib_cfcql.evaluation import evaluate_module
-
-            assert np.array_equal(evaluate_module(m1, "equal_line", ENV_CFG, 3), evaluate_module(m2, "equal_line", ENV_CFG, 3))
-            r2 = restored.train()
-            assert r2["learners"]["__all_modules__"][K.NUM_GRAD_STEPS] == 15
-        finally:
-            restored.stop()
+        check_score_and_checkpoint_round_trip(algo, r, tmp_path, "equal_line", ENV_CFG, 10, 15)
     finally:
         algo.stop()
 
@@ -127,6 +105,7 @@ def _rllib(*args, timeout=300):
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.ray  # trains in a subprocess that starts its own Ray
 def test_cli_train_with_overrides_on_minimal_cpus_does_not_hang(tmp_path):
     """`rllib train --file` end to end in a fresh Ray with exactly the trial's 3 logical CPUs
     (main process, one evaluation EnvRunner, the ray.data reader): the reader runs inside the

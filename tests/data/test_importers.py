@@ -19,6 +19,7 @@ h5py = pytest.importorskip("h5py")
 from rllib_cfcql import keys as K  # noqa: E402
 from rllib_cfcql.cli.data import main as data_main  # noqa: E402
 from rllib_cfcql.data import importers  # noqa: E402
+from rllib_cfcql.data.collect import reference_returns  # noqa: E402
 from rllib_cfcql.data.importers import (  # noqa: E402
     IMPORTERS,
     convert_dataset,
@@ -26,7 +27,7 @@ from rllib_cfcql.data.importers import (  # noqa: E402
 )
 from rllib_cfcql.data.schema import DatasetError, EpisodeArrays, episodes_to_rows  # noqa: E402
 from rllib_cfcql.data.validate import validate_dataset  # noqa: E402
-from rllib_cfcql.data.writer import files_hash, reference_returns  # noqa: E402
+from rllib_cfcql.data.writer import files_hash  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("make_importer_fixtures", REPO / "scripts" / "make_importer_fixtures.py")

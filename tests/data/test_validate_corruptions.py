@@ -19,9 +19,10 @@ import pytest
 
 from rllib_cfcql import keys as K
 from rllib_cfcql.cli.data import main as data_main
+from rllib_cfcql.data.collect import collect
 from rllib_cfcql.data.schema import DatasetError
 from rllib_cfcql.data.validate import validate_dataset
-from rllib_cfcql.data.writer import CARD_NAME, collect, data_files, files_hash
+from rllib_cfcql.data.writer import CARD_NAME, data_files, files_hash
 
 TASKS = {
     "equal_line": {"n_agents": 3, "episode_limit": 10},
@@ -32,7 +33,7 @@ _made: dict = {}
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    """dataset(task, fmt) -> a pristine directory written by writer.collect (4 episodes)."""
+    """dataset(task, fmt) -> a pristine directory written by collect.collect (4 episodes)."""
 
     def make(task: str, fmt: str = "parquet") -> Path:
         if (task, fmt) not in _made:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rllib_cfcql.behaviour_policies.specs import BehaviourPolicy
-from rllib_cfcql.data.writer import rollout
+from rllib_cfcql.data.collect import rollout
 from rllib_cfcql.envs import make_team_env
 from rllib_cfcql.envs.equal_line import MOVES
 

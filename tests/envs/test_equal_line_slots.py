@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from rllib_cfcql.behaviour_policies.specs import BehaviourPolicy
-from rllib_cfcql.data.writer import collect, return_distribution, rollout
+from rllib_cfcql.data.collect import collect, rollout
+from rllib_cfcql.data.writer import return_distribution
 from rllib_cfcql.envs import make_team_env
 
 

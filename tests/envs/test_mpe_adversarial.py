@@ -7,7 +7,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from rllib_cfcql.data.writer import rollout
+from rllib_cfcql.data.collect import rollout
 from rllib_cfcql.envs import TASKS, make_team_env
 
 # task, continuous -> (n_agents, obs_dim, state_dim)

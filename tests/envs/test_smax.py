@@ -85,8 +85,8 @@ def test_missing_jaxmarl_says_what_to_install(monkeypatch):
 
 
 def test_recorded_actions_are_legal_dead_agents_only_stop(tmp_path):
+    from rllib_cfcql.data.collect import collect
     from rllib_cfcql.data.validate import validate_dataset
-    from rllib_cfcql.data.writer import collect
 
     card = collect(task="smax_2s3z", env_config={}, policy="eps_expert:0.3", episodes=6, seed=0, out_dir=tmp_path,
                    reference_episodes=2, progress=False, force=True)
@@ -151,7 +151,7 @@ def test_heuristic_beats_uniform_random_on_2s3z(env):
 
 def test_evaluation_reports_the_win_rate(ray_session, tmp_path):
     from rllib_cfcql import CFCQLConfig
-    from rllib_cfcql.data.writer import collect
+    from rllib_cfcql.data.collect import collect
 
     collect(task="smax_2s3z", env_config={}, policy="eps_expert:0.2", episodes=4, seed=1, out_dir=tmp_path,
             reference_episodes=2, progress=False, force=True)

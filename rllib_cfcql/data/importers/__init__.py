@@ -134,7 +134,7 @@ def convert_dataset(
     ``importer_options`` are passed to the importer as keyword arguments
     (unknown names are refused).
     """
-    from rllib_cfcql.data import writer
+    from rllib_cfcql.data import collect, writer
 
     if kind not in IMPORTERS:
         raise DatasetError(f"unknown importer {kind!r}; known: {sorted(IMPORTERS)}")
@@ -165,7 +165,7 @@ def convert_dataset(
     ep = concat_episodes(parts)
     seconds = time.perf_counter() - t0
     if refs is None and env is not None:  # a dataset-only task has no env to measure them in
-        refs = writer.reference_returns(task, env_config, episodes=50, seed=10_000_019)
+        refs = collect.reference_returns(task, env_config, episodes=50, seed=10_000_019)
     spec = env.team_spec if env is not None else episodes_team_spec(ep)
     files = writer.write_dataset(out, ep, fmt=fmt, force=force)
     card = writer.make_card(

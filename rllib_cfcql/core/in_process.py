@@ -1,0 +1,99 @@
+"""Train one CFCQL learner in this process, without a Ray cluster, and evaluate it as it trains.
+
+The same Learner, module and loss as ``rllib train`` (``config.build_learner``), with the dataset
+resident on the learner and β / the VAE pre-trained first when the config uses them; what the
+Algorithm adds (learner workers, checkpoints, env runners) is left out. This is the loop behind
+``benchmarks/compare.py`` and the learning tests: a few seconds to a first update, no Ray start-up.
+
+    from rllib_cfcql import CFCQLConfig
+    from rllib_cfcql.core.in_process import train_in_process
+    from rllib_cfcql.data.validate import validate_dataset
+
+    card, episodes = validate_dataset("offline_data/equal_line_slot_distance_n8/hesitant")
+    cfg = (CFCQLConfig().environment(card["task"], env_config=card["env_config"])
+           .offline_data(input_=["offline_data/equal_line_slot_distance_n8/hesitant"])
+           .training(cql_alpha=1.0, target_update_interval=200, agent_rnn=False, obs_last_action=False,
+                     batch_unit="transitions", train_batch_size_per_learner=256))
+    run = train_in_process(cfg, episodes, steps=4000, eval_every=1000,
+                           reference_returns=card["reference_returns"])
+    run["curve"]  # [(gradient steps, normalised greedy return), ...]
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, Optional
+
+import numpy as np
+import torch
+
+from rllib_cfcql.evaluation import evaluate_episodes
+
+
+def prepare_learner(cfg, episodes, *, pretrain_seed: Optional[int] = None):
+    """Validate ``cfg``, build its Learner here, pre-train β / the VAE when the config uses them and put
+    ``episodes`` on the learner (one shard). Seeds torch and numpy with ``cfg.seed`` first.
+    ``pretrain_seed`` (default ``cfg.seed or 0``) seeds the pre-training. Returns the learner."""
+    from rllib_cfcql.core.pretrain import pretrain_behaviour, pretrain_vae
+
+    seed = cfg.seed or 0
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    cfg.validate()
+    learner = cfg.build_learner(env=None)
+    module = learner.module["default_policy"].unwrapped()
+    pseed = seed if pretrain_seed is None else pretrain_seed
+    if cfg.uses_behaviour_model:
+        state, _ = pretrain_behaviour(episodes, model_cfg=cfg.model_config, n_actions=module.n_actions,
+                                      steps=cfg.bc_pretrain_steps, batch_size=cfg.bc_batch_size, lr=cfg.bc_lr,
+                                      seed=pseed, patience=cfg.bc_patience, cache_dir=cfg.behaviour_cache_dir,
+                                      progress=False)
+        learner.set_behaviour_state(state)
+    if cfg.uses_vae:
+        state, _ = pretrain_vae(episodes, hidden=cfg.vae_hidden, latent=cfg.vae_latent, steps=cfg.vae_pretrain_steps,
+                                batch_size=cfg.vae_batch_size, lr=cfg.vae_lr, kl_weight=cfg.vae_kl_weight, seed=pseed,
+                                cache_dir=cfg.behaviour_cache_dir)
+        learner.set_vae_state(state)
+    learner.set_dataset(episodes, 1, seed)
+    return learner
+
+
+def train_in_process(cfg, episodes, *, steps: int, eval_every: int, eval_episodes: int = 32, eval_seed: int = 777,
+                     reference_returns: Optional[Dict[str, float]] = None,
+                     pretrain_seed: Optional[int] = None) -> Dict[str, Any]:
+    """``steps`` gradient steps on ``episodes`` (an :class:`~rllib_cfcql.data.schema.EpisodeArrays`, e.g. from
+    :func:`rllib_cfcql.data.validate.validate_dataset`), with a greedy evaluation of ``eval_episodes`` episodes
+    (env seeds ``eval_seed + k``) and the learner's diagnostics (docs/DIAGNOSTICS.md) every ``eval_every`` steps
+    and at the end. The config needs a live task (``cfg.env``) to evaluate on.
+
+    Returns ``{"returns": [(step, mean raw return)], "curve": [(step, score)], "wins": [(step, win rate)]
+    (tasks with a win flag only), "diagnostics": [{"steps": step, ...}], "seconds": float, "learner": ...}``;
+    the score is normalised, 100·(R − R_random)/(R_expert − R_random), with ``reference_returns`` (default
+    ``cfg.reference_returns``), else the raw return.
+    """
+    if not cfg.env:
+        raise ValueError("train_in_process: the config has no task to evaluate on (cfg.env is None); "
+                         "set .environment(<task>, env_config=...)")
+    if steps < 1 or eval_every < 1:
+        raise ValueError(f"train_in_process: steps={steps} and eval_every={eval_every} must both be >= 1")
+    learner = prepare_learner(cfg, episodes, pretrain_seed=pretrain_seed)
+    module = learner.module["default_policy"].unwrapped()
+    refs = reference_returns if reference_returns is not None else cfg.reference_returns
+    env_config = dict(cfg.env_config or {})
+    out: Dict[str, Any] = {"returns": [], "curve": [], "wins": [], "diagnostics": []}
+    t0, done = time.perf_counter(), 0
+    while done < steps:
+        k = min(eval_every, steps - done)
+        learner.train_steps(k)
+        done += k
+        ev = evaluate_episodes(module, cfg.env, env_config, eval_episodes, seed=eval_seed)
+        raw = float(ev["returns"].mean())
+        out["returns"].append((done, raw))
+        score = 100.0 * (raw - refs["random"]) / (refs["expert"] - refs["random"]) if refs else raw
+        out["curve"].append((done, float(score)))
+        if not np.isnan(ev["wins"]).all():
+            out["wins"].append((done, float(ev["wins"].mean())))
+        out["diagnostics"].append({"steps": done, **{name: float(v) for name, v in learner.diagnostics().items()}})
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    out["learner"] = learner
+    return out
