@@ -14,8 +14,8 @@ random moves (discrete), or with ``@sample`` drawing from the policy's own
 distribution, as it acted while it was trained), or ``slots:<q>`` (Equal_Line: per episode, each
 agent independently heads for its own expert slot with probability q, else for one of the other
 n−1 slots uniformly, with ε = 0.1 random moves; see :meth:`EqualLineEnv.slot_action`), or
-``hesitant:<q>`` (Equal_Line: per agent and step, the expert move with probability q, else holding
-still, with ε = 0.1 random moves; with q < 0.5 every agent's most frequent action is to hold, so
+``hesitant:<q>`` (Equal_Line and MPE spread, the tasks with a ``hold_action``: per agent and step, the
+expert move with probability q, else holding still (no force, on MPE), with ε = 0.1 random moves; with q < 0.5 every agent's most frequent action is to hold, so
 behaviour cloning stalls, while the expert move of every agent is well covered and the all-move
 joint action, probability ≈ q^n per step, is rare; see docs/DATASETS_DESIGN.md). For continuous tasks a random move is a
 uniform action on [-1, 1]^d and scripted moves carry N(0, 0.1²) noise. With p < 0.5 the most frequent action of
@@ -83,10 +83,11 @@ class BehaviourPolicy:
         self._eps = None
 
     def _require(self, env: TeamEnv, method: str, what: str) -> None:
-        """Equal_Line-only specs need the task's scripted ``method``."""
+        """Specs built on a scripted move only some tasks define (``slot_action``, ``hold_action``)."""
         if not hasattr(env, method):
+            tasks = "equal_line" if method == "slot_action" else "equal_line and mpe_spread"
             raise ValueError(f"behaviour policy {self.spec!r}: the task {type(env).__name__} has no {what} "
-                             f"({self.kind}:<q> is for equal_line)")
+                             f"({self.kind}:<q> is for {tasks})")
 
     def begin_episode(self, env: TeamEnv, rng: np.random.Generator) -> None:
         n = env.team_spec.n_agents
@@ -122,7 +123,8 @@ class BehaviourPolicy:
         expert = np.asarray(env.slot_action(self._slots) if self.kind == "slots" else env.expert_action())
         continuous = env.team_spec.continuous
         if self.kind == "hesitant":
-            expert = np.where(rng.random(len(expert)) < self.arg, expert, np.asarray(env.hold_action()))
+            move = rng.random(len(expert)) < self.arg
+            expert = np.where(move[:, None] if continuous else move, expert, np.asarray(env.hold_action()))
         if self.kind == "medium_expert":
             pick = self._expert[:, None] if continuous else self._expert
             expert = np.where(pick, expert, np.asarray(env.medium_action()))

@@ -238,6 +238,13 @@ class MPESpreadEnv(MPEStateFromObs, PettingZooTeamEnv):
             targets.append(int(np.argmin(d)))
         return self._head_for(targets)
 
+    def hold_action(self) -> np.ndarray:
+        """Every agent applies no force (discrete no-op 0; continuous u = 0), so it drifts to rest
+        (the ``hesitant:<q>`` behaviour's other move)."""
+        if self.spec_.continuous:
+            return np.zeros((self.spec_.n_agents, 2), np.float32)
+        return np.zeros(self.spec_.n_agents, np.int64)
+
     def expert_action(self) -> np.ndarray:
         """Scripted expert: agent i heads for landmark i (greedy 4-way moves), a fixed
         assignment that covers every landmark.

@@ -40,8 +40,27 @@ def test_hesitant_moves_with_probability_q_and_needs_a_hold_action():
     for action, p in ((plus1, (1 - eps) * q + eps / len(MOVES)), (hold, (1 - eps) * (1 - q) + eps / len(MOVES))):
         f = (first == action).mean()
         assert abs(f - p) < 4 * np.sqrt(p * (1 - p) / n_draws), (action, f, p)
-    with pytest.raises(ValueError, match=r"hesitant:<q> is for equal_line"):
-        rollout(make_team_env("mpe_spread", {}), BehaviourPolicy("hesitant:0.5"), 1, seed=0)
+    with pytest.raises(ValueError, match=r"no hold action \(hesitant:<q> is for equal_line and mpe_spread\)"):
+        rollout(make_team_env("mpe_tag", {}), BehaviourPolicy("hesitant:0.5"), 1, seed=0)
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+def test_hesitant_on_mpe_spread_holds_with_probability_1_minus_q(continuous):
+    """MPE spread's hold is no force: discrete no-op 0, continuous u = 0 (plus the N(0, 0.1²) noise)."""
+    n, q, eps = 3, 0.25, 0.1
+    env = make_team_env("mpe_spread", {"n_agents": n, "continuous_actions": continuous, "max_cycles": 10})
+    ep = rollout(env, BehaviourPolicy(f"hesitant:{q}"), 60, seed=4)
+    acts = ep.actions[ep.filled > 0]  # [steps, n] or [steps, n, 2]
+    if continuous:
+        # a hold is |u| < 0.4 per dimension (4σ of the noise); a uniform random action lands there with p 0.16;
+        # an expert steer starts at full force and fades only near the landmark, so it is counted apart
+        expert = np.abs(rollout(env, BehaviourPolicy("eps_expert:0.0"), 60, seed=4).actions).max(-1)
+        p_hold = (1 - eps) * (1 - q) + eps * 0.16
+        share = (np.abs(acts).max(-1) < 0.4).mean()
+        assert p_hold - 0.05 < share < p_hold + (1 - eps) * q * (expert < 0.4).mean() + 0.05, share
+    else:
+        share = (acts == 0).mean()  # the expert's own no-op (at its landmark) adds to the holds
+        assert share > (1 - eps) * (1 - q) + eps / 5 - 4 * np.sqrt(0.2 / acts.size), share
 
 
 def test_slot_distance_reward_is_each_agents_distance_to_its_slot():
