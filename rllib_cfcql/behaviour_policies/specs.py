@@ -15,8 +15,8 @@ distribution, as it acted while it was trained), or ``slots:<q>`` (Equal_Line: p
 agent independently heads for its own expert slot with probability q, else for one of the other
 n−1 slots uniformly, with ε = 0.1 random moves; see :meth:`EqualLineEnv.slot_action`), or
 ``hesitant:<q>`` (Equal_Line and MPE spread, the tasks with a ``hold_action``: per agent and step, the
-expert move with probability q, else holding still (no force, on MPE), with ε = 0.1 random moves; with q < 0.5 every agent's most frequent action is to hold, so
-behaviour cloning stalls, while the expert move of every agent is well covered and the all-move
+expert move with probability q, else holding still (no force, on MPE), with ε = 0.1 random moves;
+with q < 0.5 every agent's most frequent action is to hold, so behaviour cloning stalls, while the expert move of every agent is well covered and the all-move
 joint action, probability ≈ q^n per step, is rare; see docs/DATASETS_DESIGN.md). For continuous tasks a random move is a
 uniform action on [-1, 1]^d and scripted moves carry N(0, 0.1²) noise. With p < 0.5 the most frequent action of
 every agent is the medium one, so behaviour cloning lands at medium, while the
