@@ -317,6 +317,90 @@ def scaling_section(runs: list[dict], fig_prefix: str = "equal_line",
     return out
 
 
+def spread_pilot_section(folder: str = "mpe_spread_c_hesitant0.3") -> list[str]:
+    """Continuous n-scaling on MPE spread (`benchmarks/run_spread_hesitant_pilot.sh`): the seed-0 α grid, then
+    every method over its seeds at its best seed-0 α."""
+    runs = []
+    for f in sorted((RES / folder).glob("n*_*_a*_s*.json")):
+        d = json.loads(f.read_text())
+        if "summary" not in d:
+            continue
+        n, method, alpha, seed = re.fullmatch(r"n(\d+)_(\w+?)_a([0-9.]+)_s(\d+)", f.stem).groups()
+        card = json.loads((Path(d["args"]["dataset"]) / "card.json").read_text())
+        refs = card["reference_returns"]
+        r = d["rows"][0]
+        runs.append({"n": int(n), "method": method, "alpha": float(alpha) if method in USES_ALPHA else None,
+                     "seed": int(seed), "final": r["final"], "best": r["best"], "seconds": r["seconds"],
+                     "diag": (r.get("diagnostics") or [{}])[-1],
+                     "data": 100 * (card["return"]["mean"] - refs["random"]) / (refs["expert"] - refs["random"]),
+                     "args": d["args"]})
+    if not runs:
+        return []
+    a = runs[0]["args"]
+    ns = sorted({r["n"] for r in runs})
+    order = ["cfcql", "macql", "matd3bc", "bc"]
+    name = lambda m: {"matd3bc": "MATD3+BC"}.get(m, LABELS.get(m, m))  # noqa: E731
+    best_alpha = chosen_alpha(runs)
+    alphas = sorted({r["alpha"] for r in runs if r["alpha"] is not None})
+    out = ["## MPE spread, continuous actions: the advantage on a centralised critic", "",
+           "With a mixer, MACQL's joint penalty decomposes into per-agent terms (exactly n × CFCQL's at uniform λ "
+           "for an additive Q_tot, `tests/discrete/test_losses.py`), so on the Equal_Line families a per-method "
+           "α sweep closes the gap. A centralised critic Q(s, a_1..a_n) does not factorise. Data "
+           "(`benchmarks/run_spread_hesitant_pilot.sh`): `hesitant:0.3` on `mpe_spread` with continuous actions "
+           "(per agent and step the scripted expert's steer with p = 0.3, else no force; σ = 0.1 noise, ε = 0.1 "
+           f"random), 1 000 episodes (25 000 transitions) per n. {a['steps']} critic steps of {a['batch']} "
+           f"transitions, lr {a['lr']}, γ {a['gamma']}, width {a['hidden']}, grad clip {a['grad_clip']}, uniform λ; "
+           f"evaluation every {a['eval_every']} steps on {a['eval_episodes']} episodes.", "",
+           "**The α grid (seed 0)**, final (best) normalised score; bold: the α the seeds use:", "",
+           "| n | method | " + " | ".join(f"α {x:g}" for x in alphas) + " |", "|---|---|" + "---|" * len(alphas)]
+    for n in ns:
+        for m in ("cfcql", "macql"):
+            row = f"| {n} | {name(m)} |"
+            for x in alphas:
+                rs = [r for r in runs if r["n"] == n and r["method"] == m and r["alpha"] == x and r["seed"] == 0]
+                b = "**" if rs and best_alpha.get((n, m)) == x else ""
+                row += f" {b}{rs[0]['final']:.1f}{b} ({rs[0]['best']:.1f}) |" if rs else " |"
+            out.append(row)
+    out += ["", "**At the chosen α**, final normalised score, mean ± std over seeds (the number of seeds in brackets):", "",
+            "| n | data | " + " | ".join(name(m) for m in order) + " | CFCQL − MACQL (Δ / pooled σ) |",
+            "|---|---|" + "---|" * len(order) + "---|"]
+    for n in ns:
+        row = f"| {n} | {next(r['data'] for r in runs if r['n'] == n):.1f} |"
+        stats = {}
+        for m in order:
+            rs = [r for r in runs if r["n"] == n and r["method"] == m
+                  and (r["alpha"] is None or m not in USES_ALPHA or best_alpha.get((n, m)) == r["alpha"])]
+            if m == "matd3bc" or m == "bc":
+                rs = [r for r in runs if r["n"] == n and r["method"] == m]
+            if not rs:
+                row += " |"
+                continue
+            stats[m] = _mean_std([r["final"] for r in rs]) + (len(rs),)
+            tag = f", α {best_alpha[(n, m)]:g}" if (n, m) in best_alpha else ""
+            row += f" {stats[m][0]:.1f} ± {stats[m][1]:.1f} ({stats[m][2]}{tag}) |"
+        if "cfcql" in stats and "macql" in stats and min(stats["cfcql"][2], stats["macql"][2]) > 1:
+            sig = ((stats["cfcql"][1] ** 2 + stats["macql"][1] ** 2) / 2) ** 0.5
+            d = stats["cfcql"][0] - stats["macql"][0]
+            row += f" {d:+.1f} ({d / sig if sig > 0 else float('nan'):+.1f}) |"
+        else:
+            row += " |"
+        out.append(row)
+    out += ["", "Critic diagnostics at the end, seed 0 at the chosen α: Q(a^D) − MC (the MC return is cut at the "
+            "25-step limit, so it is a lower bound) and Q(greedy) − Q(a^D):", "",
+            "| n | method | Q(a^D) − MC | Q(greedy) − Q(a^D) | seconds |", "|---|---|---|---|---|"]
+    for n in ns:
+        for m in order[:3]:
+            rs = [r for r in runs if r["n"] == n and r["method"] == m and r["seed"] == 0
+                  and (m not in USES_ALPHA or best_alpha.get((n, m)) == r["alpha"])]
+            if rs:
+                g = rs[0]["diag"]
+                out.append(f"| {n} | {name(m)} | {g.get('diag_q_minus_mc', float('nan')):.2f} | "
+                           f"{g.get('diag_q_greedy', float('nan')) - g.get('diag_q_data', float('nan')):.2f} | "
+                           f"{rs[0]['seconds']:.0f} |")
+    out.append("")
+    return out
+
+
 def smax_section() -> list[str]:
     """SMAX maps (`benchmarks/run_smax_compare.sh`): every benchmarks/results/smax/*.json, grouped by
     dataset and budget; per method and α the final win rate and normalised score over seeds."""
@@ -360,6 +444,7 @@ def main() -> None:
              "the commands that produced each file are in the sections' scripts.", ""]
     for prefix, fig_prefix, title in SCALING_FAMILIES:
         lines += scaling_section(_scaling_runs(prefix), fig_prefix, title)
+    lines += spread_pilot_section()
     lines += smax_section()
     lines += compare_table("compare_equal_line_n4.json", "Equal_Line, n = 4 (`benchmarks/compare.py`)")
     lines += compare_table("compare_equal_line_n10.json", "Equal_Line, n = 10 (`benchmarks/compare.py`)")
