@@ -371,9 +371,7 @@ def spread_pilot_section(folder: str = "mpe_spread_c_hesitant0.3") -> list[str]:
         stats = {}
         for m in order:
             rs = [r for r in runs if r["n"] == n and r["method"] == m
-                  and (r["alpha"] is None or m not in USES_ALPHA or best_alpha.get((n, m)) == r["alpha"])]
-            if m == "matd3bc" or m == "bc":
-                rs = [r for r in runs if r["n"] == n and r["method"] == m]
+                  and (m not in USES_ALPHA or best_alpha.get((n, m)) == r["alpha"])]
             if not rs:
                 row += " |"
                 continue

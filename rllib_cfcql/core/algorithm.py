@@ -75,29 +75,15 @@ class CFCQL(Algorithm):
             "return_mean": float(episodes.returns().mean()),
             "read_seconds": round(od.read_seconds, 3),
         }
-        self.vae_info = None
-        if self.config.uses_vae:
-            from rllib_cfcql.core.pretrain import pretrain_vae
+        from rllib_cfcql.core.pretrain import pretrain_for_config
 
-            state, self.vae_info = pretrain_vae(
-                episodes, hidden=self.config.vae_hidden, latent=self.config.vae_latent, steps=self.config.vae_pretrain_steps,
-                batch_size=self.config.vae_batch_size, lr=self.config.vae_lr, kl_weight=self.config.vae_kl_weight,
-                seed=self.config.seed or 0, cache_dir=self.config.behaviour_cache_dir,
-            )
-            self.learner_group.foreach_learner(lambda learner, s=state: learner.set_vae_state(s))
-        if self.config.uses_behaviour_model:
-            from rllib_cfcql.core.pretrain import pretrain_behaviour
-
-            model_cfg = self.config.model_config
-            state, info = pretrain_behaviour(
-                episodes, model_cfg=model_cfg, n_actions=spec.n_actions, steps=self.config.bc_pretrain_steps,
-                batch_size=self.config.bc_batch_size, lr=self.config.bc_lr, seed=self.config.seed or 0,
-                patience=self.config.bc_patience, cache_dir=self.config.behaviour_cache_dir,
-            )
-            self.behaviour_info = info
-            self.learner_group.foreach_learner(lambda learner, s=state: learner.set_behaviour_state(s))
-        else:
-            self.behaviour_info = None
+        pre = pretrain_for_config(self.config, episodes, spec.n_actions, seed=self.config.seed or 0)
+        self.vae_info = pre["vae"][1] if pre["vae"] else None
+        self.behaviour_info = pre["behaviour"][1] if pre["behaviour"] else None
+        if pre["vae"]:
+            self.learner_group.foreach_learner(lambda learner, s=pre["vae"][0]: learner.set_vae_state(s))
+        if pre["behaviour"]:
+            self.learner_group.foreach_learner(lambda learner, s=pre["behaviour"][0]: learner.set_behaviour_state(s))
         data = ray.put(episodes) if self.learner_group.is_remote else episodes
         shards = max(1, self.config.num_learners)
         seed = self.config.seed or 0

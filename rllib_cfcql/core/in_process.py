@@ -34,7 +34,7 @@ def prepare_learner(cfg, episodes, *, pretrain_seed: Optional[int] = None):
     """Validate ``cfg``, build its Learner here, pre-train β / the VAE when the config uses them and put
     ``episodes`` on the learner (one shard). Seeds torch and numpy with ``cfg.seed`` first.
     ``pretrain_seed`` (default ``cfg.seed or 0``) seeds the pre-training. Returns the learner."""
-    from rllib_cfcql.core.pretrain import pretrain_behaviour, pretrain_vae
+    from rllib_cfcql.core.pretrain import pretrain_for_config
 
     seed = cfg.seed or 0
     torch.manual_seed(seed)
@@ -42,18 +42,12 @@ def prepare_learner(cfg, episodes, *, pretrain_seed: Optional[int] = None):
     cfg.validate()
     learner = cfg.build_learner(env=None)
     module = learner.module["default_policy"].unwrapped()
-    pseed = seed if pretrain_seed is None else pretrain_seed
-    if cfg.uses_behaviour_model:
-        state, _ = pretrain_behaviour(episodes, model_cfg=cfg.model_config, n_actions=module.n_actions,
-                                      steps=cfg.bc_pretrain_steps, batch_size=cfg.bc_batch_size, lr=cfg.bc_lr,
-                                      seed=pseed, patience=cfg.bc_patience, cache_dir=cfg.behaviour_cache_dir,
-                                      progress=False)
-        learner.set_behaviour_state(state)
-    if cfg.uses_vae:
-        state, _ = pretrain_vae(episodes, hidden=cfg.vae_hidden, latent=cfg.vae_latent, steps=cfg.vae_pretrain_steps,
-                                batch_size=cfg.vae_batch_size, lr=cfg.vae_lr, kl_weight=cfg.vae_kl_weight, seed=pseed,
-                                cache_dir=cfg.behaviour_cache_dir)
-        learner.set_vae_state(state)
+    pre = pretrain_for_config(cfg, episodes, module.n_actions, seed if pretrain_seed is None else pretrain_seed,
+                              progress=False)
+    if pre["behaviour"]:
+        learner.set_behaviour_state(pre["behaviour"][0])
+    if pre["vae"]:
+        learner.set_vae_state(pre["vae"][0])
     learner.set_dataset(episodes, 1, seed)
     return learner
 

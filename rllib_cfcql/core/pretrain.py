@@ -209,3 +209,21 @@ def pretrain_vae(
     info.update(cached=False, cache_path=str(path))
     _store_cached(path, state, info)
     return state, info
+
+
+def pretrain_for_config(cfg, episodes: EpisodeArrays, n_actions: int, seed: int, progress: bool = True) -> Dict[str, Any]:
+    """What ``cfg`` needs pre-trained before its first update: the behaviour model β (discrete, for λ) and /
+    or the conditional VAE (continuous ``lambda_model="vae"``), both cached under ``cfg.behaviour_cache_dir``.
+    Returns ``{"behaviour": (state, info) or None, "vae": (state, info) or None}``; the Algorithm and
+    :func:`rllib_cfcql.core.in_process.train_in_process` hand the states to their learners."""
+    out: Dict[str, Any] = {"behaviour": None, "vae": None}
+    if cfg.uses_vae:
+        out["vae"] = pretrain_vae(episodes, hidden=cfg.vae_hidden, latent=cfg.vae_latent, steps=cfg.vae_pretrain_steps,
+                                  batch_size=cfg.vae_batch_size, lr=cfg.vae_lr, kl_weight=cfg.vae_kl_weight, seed=seed,
+                                  cache_dir=cfg.behaviour_cache_dir)
+    if cfg.uses_behaviour_model:
+        out["behaviour"] = pretrain_behaviour(episodes, model_cfg=cfg.model_config, n_actions=n_actions,
+                                              steps=cfg.bc_pretrain_steps, batch_size=cfg.bc_batch_size, lr=cfg.bc_lr,
+                                              seed=seed, patience=cfg.bc_patience, cache_dir=cfg.behaviour_cache_dir,
+                                              progress=progress)
+    return out
