@@ -42,7 +42,7 @@ def prepare_learner(cfg, episodes, *, pretrain_seed: Optional[int] = None):
     cfg.validate()
     learner = cfg.build_learner(env=None)
     module = learner.module["default_policy"].unwrapped()
-    pre = pretrain_for_config(cfg, episodes, module.n_actions, seed if pretrain_seed is None else pretrain_seed,
+    pre = pretrain_for_config(cfg, episodes, getattr(module, "n_actions", None), seed if pretrain_seed is None else pretrain_seed,
                               progress=False)
     if pre["behaviour"]:
         learner.set_behaviour_state(pre["behaviour"][0])

@@ -17,7 +17,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import numpy as np
 import torch
@@ -211,9 +211,11 @@ def pretrain_vae(
     return state, info
 
 
-def pretrain_for_config(cfg, episodes: EpisodeArrays, n_actions: int, seed: int, progress: bool = True) -> Dict[str, Any]:
+def pretrain_for_config(cfg, episodes: EpisodeArrays, n_actions: Optional[int], seed: int,
+                        progress: bool = True) -> Dict[str, Any]:
     """What ``cfg`` needs pre-trained before its first update: the behaviour model β (discrete, for λ) and /
     or the conditional VAE (continuous ``lambda_model="vae"``), both cached under ``cfg.behaviour_cache_dir``.
+    ``n_actions`` (per-agent action count) is read only for β, so continuous configs pass None.
     Returns ``{"behaviour": (state, info) or None, "vae": (state, info) or None}``; the Algorithm and
     :func:`rllib_cfcql.core.in_process.train_in_process` hand the states to their learners."""
     out: Dict[str, Any] = {"behaviour": None, "vae": None}
@@ -222,6 +224,9 @@ def pretrain_for_config(cfg, episodes: EpisodeArrays, n_actions: int, seed: int,
                                   batch_size=cfg.vae_batch_size, lr=cfg.vae_lr, kl_weight=cfg.vae_kl_weight, seed=seed,
                                   cache_dir=cfg.behaviour_cache_dir)
     if cfg.uses_behaviour_model:
+        if n_actions is None:
+            raise ValueError("pretrain_for_config: the config trains a behaviour model β, which needs n_actions "
+                             "(the per-agent discrete action count); got None")
         out["behaviour"] = pretrain_behaviour(episodes, model_cfg=cfg.model_config, n_actions=n_actions,
                                               steps=cfg.bc_pretrain_steps, batch_size=cfg.bc_batch_size, lr=cfg.bc_lr,
                                               seed=seed, patience=cfg.bc_patience, cache_dir=cfg.behaviour_cache_dir,
