@@ -401,6 +401,67 @@ def spread_pilot_section(folder: str = "mpe_spread_c_hesitant0.3") -> list[str]:
     return out
 
 
+def spread_variants_section(base: str = "mpe_spread_c_hesitant0.3") -> list[str]:
+    """The pilot's protocol variants (``POLYAK`` / ``STEPS`` of run_spread_hesitant_pilot.sh), seed 0 next to the
+    reference protocol's run of the same cell."""
+    rows = []
+    for folder in sorted(RES.glob(base + "_tau*")) + sorted(RES.glob(base + "_steps*")):
+        for f in sorted(folder.glob("n*_*_a*_s0.json")):
+            n, method, alpha = re.fullmatch(r"n(\d+)_(\w+?)_a([0-9.]+)_s0", f.stem).groups()
+            ref = RES / base / f.name
+            r = json.loads(f.read_text())["rows"][0]
+            r0 = json.loads(ref.read_text())["rows"][0] if ref.exists() else None
+            g = r["diagnostics"][-1]
+            rows.append(f"| {folder.name[len(base) + 1:]} | {n} | {LABELS.get(method, method)} | {alpha} | "
+                        f"{r['final']:.1f} ({r['best']:.1f}) | " + (f"{r0['final']:.1f} ({r0['best']:.1f})" if r0 else "") +
+                        f" | {g.get('diag_q_data', float('nan')):.1f} | {g.get('diag_q_greedy', float('nan')):.1f} |")
+    if not rows:
+        return []
+    return ["**Protocol variants** (`POLYAK=… / STEPS=… bash benchmarks/run_spread_hesitant_pilot.sh grid`), seed 0, "
+            "final (best) normalised score against the same cell at the reference protocol (Polyak 0.01, 4 000 "
+            "steps), and the critic's Q(a^D) and Q(greedy) at the end:", "",
+            "| variant | n | method | α | score | reference protocol | Q(a^D) | Q(greedy) |",
+            "|---|---|---|---|---|---|---|---|", *rows, ""]
+
+
+def spread_probe_section(folder: str = "mpe_spread_c_hesitant0.3_probe") -> list[str]:
+    """benchmarks/spread_critic_probe.py: does the critic rank the scripted expert's steer above holding still?"""
+    runs = [json.loads(f.read_text()) for f in sorted((RES / folder).glob("*.json"))]
+    if not runs:
+        return []
+    out = ["**Critic probe** (`benchmarks/spread_critic_probe.py`, seed 0). On every logged step of the diagnostic "
+           "episodes and for every agent i, with the others at their logged actions: how often the first critic "
+           "ranks the scripted expert's steer e_i above no force (`e > hold`, the ranking a better-than-data "
+           "policy needs), Q(e_i) − Q(a^D), the actor's counterfactual gain Q(π_i) − Q(a^D), the cosine between "
+           "π_i and e_i, and the joint Q(π) − Q(a^D) that the TD target bootstraps from. Per evaluation "
+           "(1 000 steps):", "",
+           "| run | steps | score | e > hold | Q(e) − Q(a^D) | Q(π_i) − Q(a^D) | cos(π, e) | saturated | Q(π) − Q(a^D) |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for d in runs:
+        for r in d["rows"][1:]:
+            out.append(f"| {d['run']} | {r['steps']} | {r['score']:.1f} | {r['expert_beats_hold']:.2f} | "
+                       f"{r['expert_gain']:+.2f} | {r['pi_gain']:+.2f} | {r['pi_cos_expert']:.2f} | "
+                       f"{r['pi_saturated']:.2f} | {r['joint_pi_gain']:+.2f} |")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for d in runs:
+        steps = [r["steps"] for r in d["rows"][1:]]
+        axes[0].plot(steps, [r["expert_beats_hold"] for r in d["rows"][1:]], marker="o", label=d["run"])
+        axes[1].plot(steps, [r["score"] for r in d["rows"][1:]], marker="o", label=d["run"])
+    axes[0].set(xlabel="gradient steps", ylabel="fraction: Q(e_i) > Q(hold_i)", title="critic ranks the expert's steer first")
+    axes[1].set(xlabel="gradient steps", ylabel="normalised score", title="greedy policy")
+    axes[1].legend(fontsize=6)
+    fig.tight_layout()
+    FIGS.mkdir(exist_ok=True)
+    fig.savefig(FIGS / "mpe_spread_c_probe.png", dpi=90)
+    plt.close(fig)
+    return out + ["", "![critic probe](figures/mpe_spread_c_probe.png)", ""]
+
+
 def smax_section() -> list[str]:
     """SMAX maps (`benchmarks/run_smax_compare.sh`): every benchmarks/results/smax/*.json, grouped by
     dataset and budget; per method and α the final win rate and normalised score over seeds."""
@@ -445,6 +506,8 @@ def main() -> None:
     for prefix, fig_prefix, title in SCALING_FAMILIES:
         lines += scaling_section(_scaling_runs(prefix), fig_prefix, title)
     lines += spread_pilot_section()
+    lines += spread_variants_section()
+    lines += spread_probe_section()
     lines += smax_section()
     lines += compare_table("compare_equal_line_n4.json", "Equal_Line, n = 4 (`benchmarks/compare.py`)")
     lines += compare_table("compare_equal_line_n10.json", "Equal_Line, n = 10 (`benchmarks/compare.py`)")
