@@ -424,6 +424,23 @@ def spread_variants_section(base: str = "mpe_spread_c_hesitant0.3") -> list[str]
             "|---|---|---|---|---|---|---|---|", *rows, ""]
 
 
+def spread_signal_section(name: str = "mpe_spread_c_agent_signal.json") -> list[str]:
+    """benchmarks/spread_agent_signal.py: the return one agent gains by steering like the expert."""
+    rows = _load(name)
+    if not rows:
+        return []
+    out = ["**One agent's signal** (`benchmarks/spread_agent_signal.py`): mean team return when every agent "
+           "hesitates (the data's behaviour), when agent 0 alone steers like the expert, and when all do; the "
+           "one-agent gain (± standard error), its share of the all-agent gain, and the gain over the std of the "
+           f"data's returns ({rows[0]['episodes']} episodes each, the same reset seeds):", "",
+           "| n | data | one steers | all steer | one-agent gain | share | gain / std |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['n']} | {r['return_data']:.2f} | {r['return_one']:.2f} | {r['return_all']:.2f} | "
+                   f"{r['one_agent_gain']:.2f} ± {r['one_agent_gain_se']:.2f} | {100 * r['one_agent_share']:.0f} % | "
+                   f"{r['gain_over_std']:.2f} |")
+    return out + [""]
+
+
 def spread_probe_section(folder: str = "mpe_spread_c_hesitant0.3_probe") -> list[str]:
     """benchmarks/spread_critic_probe.py: does the critic rank the scripted expert's steer above holding still?"""
     runs = [json.loads(f.read_text()) for f in sorted((RES / folder).glob("*.json"))]
@@ -434,14 +451,17 @@ def spread_probe_section(folder: str = "mpe_spread_c_hesitant0.3_probe") -> list
            "ranks the scripted expert's steer e_i above no force (`e > hold`, the ranking a better-than-data "
            "policy needs), Q(e_i) − Q(a^D), the actor's counterfactual gain Q(π_i) − Q(a^D), the cosine between "
            "π_i and e_i, and the joint Q(π) − Q(a^D) that the TD target bootstraps from. Per evaluation "
-           "(1 000 steps):", "",
-           "| run | steps | score | e > hold | Q(e) − Q(a^D) | Q(π_i) − Q(a^D) | cos(π, e) | saturated | Q(π) − Q(a^D) |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "(1 000 steps); the probe's figures at the last one:", "",
+           "| n | method | α | data | actor lr | score per 1 000 steps | e > hold | Q(e) − Q(a^D) | Q(π_i) − Q(a^D) "
+           "| cos(π, e) | saturated | Q(π) − Q(a^D) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for d in runs:
-        for r in d["rows"][1:]:
-            out.append(f"| {d['run']} | {r['steps']} | {r['score']:.1f} | {r['expert_beats_hold']:.2f} | "
-                       f"{r['expert_gain']:+.2f} | {r['pi_gain']:+.2f} | {r['pi_cos_expert']:.2f} | "
-                       f"{r['pi_saturated']:.2f} | {r['joint_pi_gain']:+.2f} |")
+        a, r = d["args"], d["rows"][-1]
+        data = "100 000" if a.get("data") and "e4000" in a["data"] else "25 000"
+        curve = " → ".join(f"{x['score']:.0f}" for x in d["rows"][1:])
+        out.append(f"| {a['n']} | {LABELS.get(a['method'], a['method'])} | {a['alpha']:g} | {data} | "
+                   f"{a.get('actor_lr') or 0.01:g} | {curve} | {r['expert_beats_hold']:.2f} | {r['expert_gain']:+.2f} | "
+                   f"{r['pi_gain']:+.2f} | {r['pi_cos_expert']:.2f} | {r['pi_saturated']:.2f} | {r['joint_pi_gain']:+.2f} |")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -507,6 +527,7 @@ def main() -> None:
         lines += scaling_section(_scaling_runs(prefix), fig_prefix, title)
     lines += spread_pilot_section()
     lines += spread_variants_section()
+    lines += spread_signal_section()
     lines += spread_probe_section()
     lines += smax_section()
     lines += compare_table("compare_equal_line_n4.json", "Equal_Line, n = 4 (`benchmarks/compare.py`)")

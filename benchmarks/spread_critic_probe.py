@@ -19,6 +19,14 @@ no force (0), so both reference actions are known exactly for every logged obser
 
     python benchmarks/spread_critic_probe.py --n 9 --method cfcql --alpha 5
     python benchmarks/spread_critic_probe.py --n 3 --method cfcql --alpha 0.3 --polyak 0.05
+    python benchmarks/spread_critic_probe.py --n 9 --method cfcql --alpha 1 --actor-lr 0.001
+
+Four times the pilot's data (100 000 transitions; the runs in RESULTS.md used this set):
+
+    rllib-cfcql data collect --task mpe_spread --env-config '{"n_agents": 9, "continuous_actions": true}' \
+        --policy hesitant:0.3 --episodes 4000 --seed 1 --out benchmarks/data/pilot/mpe_spread_c_n9_hesitant0.3_e4000
+    python benchmarks/spread_critic_probe.py --n 9 --method cfcql --alpha 5 \
+        --data benchmarks/data/pilot/mpe_spread_c_n9_hesitant0.3_e4000
 
 One JSON per run under benchmarks/results/mpe_spread_c_hesitant0.3_probe/, skipped when it exists.
 """
