@@ -441,6 +441,56 @@ def spread_signal_section(name: str = "mpe_spread_c_agent_signal.json") -> list[
     return out + [""]
 
 
+def _probe_seed_summary(runs: list[dict]) -> list[str]:
+    """The protocol the probe arrived at (100 000 transitions, actor lr 0.001) as an n-scaling table: every α
+    tried at seed 0, and each method's best seed-0 α over all its seeds; BC and MATD3+BC from
+    ``mpe_spread_c_hesitant0.3_probe_baselines_n<n>_e4000.json`` (benchmarks/compare.py, same data and settings)."""
+    cells: dict = {}
+    for d in runs:
+        a = d["args"]
+        if "e4000" not in (a.get("data") or "") or (a.get("actor_lr") or 0.01) != 0.001:
+            continue
+        cells.setdefault((a["n"], a["method"]), {}).setdefault(a["alpha"], {})[a["seed"]] = d["rows"][-1]["score"]
+    if not cells:
+        return []
+    out = ["", "**n-scaling at 100 000 transitions and actor lr 0.001** (the critic's lr stays 0.01; 4 000 steps, "
+           "batch 256): seed-0 final score at every α tried, then each method's best seed-0 α over its seeds "
+           "(mean ± std, seeds in brackets), with BC and MATD3+BC on the same data by `benchmarks/compare.py`:", "",
+           "| n | data | CFCQL: α → seed-0 final | MACQL: α → seed-0 final | CFCQL at its best α | MACQL at its best α "
+           "| BC | MATD3+BC |", "|---|---|---|---|---|---|---|---|"]
+    for n in sorted({k[0] for k in cells}):
+        card = HERE / "data" / "pilot" / f"mpe_spread_c_n{n}_hesitant0.3_e4000" / "card.json"
+        data = float("nan")
+        if card.exists():
+            c = json.loads(card.read_text())
+            refs = c["reference_returns"]
+            data = 100 * (c["return"]["mean"] - refs["random"]) / (refs["expert"] - refs["random"])
+        row = f"| {n} | {data:.1f} |"
+        best = {}
+        for m in ("cfcql", "macql"):
+            grid = cells.get((n, m), {})
+            row += " " + ", ".join(f"{x:g} → {v[0]:.1f}" for x, v in sorted(grid.items()) if 0 in v) + " |"
+            seeded = {x: v for x, v in grid.items() if 0 in v}
+            if seeded:
+                best[m] = max(seeded, key=lambda x: seeded[x][0])
+        for m in ("cfcql", "macql"):
+            if m in best:
+                xs = list(cells[(n, m)][best[m]].values())
+                mu, sd = _mean_std(xs)
+                row += f" {mu:.1f} ± {sd:.1f} ({len(xs)}, α {best[m]:g}) |"
+            else:
+                row += " |"
+        b = _load(f"mpe_spread_c_hesitant0.3_probe_baselines_n{n}_e4000.json")
+        for m in ("bc", "matd3bc"):
+            if b and m in b["summary"]:
+                k = len([r for r in b["rows"] if r["method"] == m])
+                row += f" {b['summary'][m]['final_mean']:.1f} ± {b['summary'][m]['final_std']:.1f} ({k}) |"
+            else:
+                row += " |"
+        out.append(row)
+    return out
+
+
 def spread_probe_section(folder: str = "mpe_spread_c_hesitant0.3_probe") -> list[str]:
     """benchmarks/spread_critic_probe.py: does the critic rank the scripted expert's steer above holding still?"""
     runs = [json.loads(f.read_text()) for f in sorted((RES / folder).glob("*.json"))]
@@ -452,30 +502,33 @@ def spread_probe_section(folder: str = "mpe_spread_c_hesitant0.3_probe") -> list
            "policy needs), Q(e_i) − Q(a^D), the actor's counterfactual gain Q(π_i) − Q(a^D), the cosine between "
            "π_i and e_i, and the joint Q(π) − Q(a^D) that the TD target bootstraps from. Per evaluation "
            "(1 000 steps); the probe's figures at the last one:", "",
-           "| n | method | α | data | actor lr | score per 1 000 steps | e > hold | Q(e) − Q(a^D) | Q(π_i) − Q(a^D) "
-           "| cos(π, e) | saturated | Q(π) − Q(a^D) |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| n | method | α | data | actor lr | seed | score per 1 000 steps | e > hold | Q(e) − Q(a^D) | "
+           "Q(π_i) − Q(a^D) | cos(π, e) | saturated | Q(π) − Q(a^D) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for d in runs:
         a, r = d["args"], d["rows"][-1]
         data = "100 000" if a.get("data") and "e4000" in a["data"] else "25 000"
         curve = " → ".join(f"{x['score']:.0f}" for x in d["rows"][1:])
         out.append(f"| {a['n']} | {LABELS.get(a['method'], a['method'])} | {a['alpha']:g} | {data} | "
-                   f"{a.get('actor_lr') or 0.01:g} | {curve} | {r['expert_beats_hold']:.2f} | {r['expert_gain']:+.2f} | "
+                   f"{a.get('actor_lr') or 0.01:g} | {a['seed']} | {curve} | {r['expert_beats_hold']:.2f} | {r['expert_gain']:+.2f} | "
                    f"{r['pi_gain']:+.2f} | {r['pi_cos_expert']:.2f} | {r['pi_saturated']:.2f} | {r['joint_pi_gain']:+.2f} |")
+    out += _probe_seed_summary(runs)
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), gridspec_kw={"width_ratios": [1, 1, 0.8]})
     for d in runs:
+        if d["args"]["seed"] != 0:
+            continue
         steps = [r["steps"] for r in d["rows"][1:]]
         axes[0].plot(steps, [r["expert_beats_hold"] for r in d["rows"][1:]], marker="o", label=d["run"])
         axes[1].plot(steps, [r["score"] for r in d["rows"][1:]], marker="o", label=d["run"])
     axes[0].set(xlabel="gradient steps", ylabel="fraction: Q(e_i) > Q(hold_i)", title="critic ranks the expert's steer first")
-    axes[1].set(xlabel="gradient steps", ylabel="normalised score", title="greedy policy")
-    axes[1].legend(fontsize=6)
-    fig.tight_layout()
+    axes[1].set(xlabel="gradient steps", ylabel="normalised score", title="greedy policy (seed 0)", ylim=(-100, 105))
+    axes[2].axis("off")
+    axes[2].legend(*axes[1].get_legend_handles_labels(), fontsize=5, loc="center left")
     FIGS.mkdir(exist_ok=True)
     fig.savefig(FIGS / "mpe_spread_c_probe.png", dpi=90)
     plt.close(fig)
