@@ -132,6 +132,16 @@ def _mean_std(xs):
     return float(np.mean(xs)), float(np.std(xs))
 
 
+def _card_data_score(card_file: Path) -> float:
+    """The normalised score of a dataset's own return, from its card (NaN when the data is not here: it is
+    made by the benchmark scripts, not kept in git)."""
+    if not card_file.exists():
+        return float("nan")
+    card = json.loads(card_file.read_text())
+    refs = card["reference_returns"]
+    return 100 * (card["return"]["mean"] - refs["random"]) / (refs["expert"] - refs["random"])
+
+
 def _norm(r) -> float:
     refs = r["reference_returns"]
     return 100.0 * (r["data_return"]["mean"] - refs["random"]) / (refs["expert"] - refs["random"])
@@ -326,12 +336,7 @@ def spread_pilot_section(folder: str = "mpe_spread_c_hesitant0.3") -> list[str]:
         if "summary" not in d:
             continue
         n, method, alpha, seed = re.fullmatch(r"n(\d+)_(\w+?)_a([0-9.]+)_s(\d+)", f.stem).groups()
-        card_file = Path(d["args"]["dataset"]) / "card.json"  # the data is not in git: made by the script
-        data = float("nan")
-        if card_file.exists():
-            card = json.loads(card_file.read_text())
-            refs = card["reference_returns"]
-            data = 100 * (card["return"]["mean"] - refs["random"]) / (refs["expert"] - refs["random"])
+        data = _card_data_score(Path(d["args"]["dataset"]) / "card.json")
         r = d["rows"][0]
         runs.append({"n": int(n), "method": method, "alpha": float(alpha) if method in USES_ALPHA else None,
                      "seed": int(seed), "final": r["final"], "best": r["best"], "seconds": r["seconds"],
@@ -459,12 +464,7 @@ def _probe_seed_summary(runs: list[dict]) -> list[str]:
            "| n | data | CFCQL: α → seed-0 final | MACQL: α → seed-0 final | CFCQL at its best α | MACQL at its best α "
            "| BC | MATD3+BC |", "|---|---|---|---|---|---|---|---|"]
     for n in sorted({k[0] for k in cells}):
-        card = HERE / "data" / "pilot" / f"mpe_spread_c_n{n}_hesitant0.3_e4000" / "card.json"
-        data = float("nan")
-        if card.exists():
-            c = json.loads(card.read_text())
-            refs = c["reference_returns"]
-            data = 100 * (c["return"]["mean"] - refs["random"]) / (refs["expert"] - refs["random"])
+        data = _card_data_score(HERE / "data" / "pilot" / f"mpe_spread_c_n{n}_hesitant0.3_e4000" / "card.json")
         row = f"| {n} | {data:.1f} |"
         best = {}
         for m in ("cfcql", "macql"):

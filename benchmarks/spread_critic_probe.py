@@ -35,35 +35,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from rllib_cfcql import CFCQLConfig
-from rllib_cfcql.core.in_process import prepare_learner
+from rllib_cfcql.core.in_process import prepare_learner, train_in_process
 from rllib_cfcql.data.validate import validate_dataset
-from rllib_cfcql.evaluation import evaluate_episodes
+from rllib_cfcql.envs.pettingzoo_team import spread_steer
 from rllib_cfcql.keys import MC_RETURN
 
 HERE = Path(__file__).resolve().parent
 PENALTY = {"cfcql": "cf", "macql": "joint"}
 
 
-def expert_steer(obs: torch.Tensor, gain: float = 4.0, damping: float = 1.0) -> torch.Tensor:
-    """The scripted expert's continuous steer (rllib_cfcql/envs/pettingzoo_team.py ``_steer_to``) from the
-    observations alone: obs [N, n, O] laid out [vel(2), pos(2), landmark rel. pos (2n), ...] -> [N, n, 2]."""
-    n = obs.shape[1]
-    idx = torch.arange(n)
-    rel = obs[:, idx][..., 4:4 + 2 * n].reshape(obs.shape[0], n, n, 2)[:, idx, idx]  # agent i's landmark i
-    return (gain * rel - damping * obs[..., 0:2]).clamp(-1.0, 1.0)
-
-
 @torch.no_grad()
 def probe(module, obs: torch.Tensor, state: torch.Tensor, actions: torch.Tensor) -> dict:
     critic = module.critic
-    e = expert_steer(obs)
+    n = obs.shape[1]
+    e = torch.as_tensor(spread_steer(obs.cpu().numpy(), np.arange(n)), dtype=obs.dtype, device=obs.device)
     pi = module.actor(obs)
     q = lambda a: critic(state, a)[0]  # noqa: E731 - the first critic, [N]
     cf = lambda slot: critic.counterfactual(state, actions, slot[None])[0, 0]  # noqa: E731 - [N, n]
@@ -110,26 +101,29 @@ def main() -> None:
            .training(lr=0.01, gamma=0.95, grad_clip=0.5, agent_hidden=a.hidden, train_batch_size_per_learner=256,
                      penalty=PENALTY[a.method], cql_alpha=a.alpha, polyak_tau=a.polyak,
                      actor_lr=a.actor_lr).debugging(seed=a.seed))
-    learner = prepare_learner(cfg, episodes)
-    module = learner.module["default_policy"].unwrapped()
-    st, idx = learner.store, learner._diag_idx
+    # the probe's fixed steps: the learner's diagnostic episodes (the same seed gives the same learner and shard)
+    fresh = prepare_learner(cfg, episodes)
+    st, idx = fresh.store, fresh._diag_idx
     T = st.actions.shape[1]
     filled = st.filled[idx] > 0
     obs, state, actions = st.obs[idx, :T][filled], st.state[idx, :T][filled], st.actions[idx][filled]
     mc = float(st.extras[MC_RETURN][idx][filled].mean())
-    refs = card["reference_returns"]
-    rows, t0 = [], time.perf_counter()
-    rows.append({"steps": 0, **probe(module, obs, state, actions)})
-    for done in range(a.eval_every, a.steps + 1, a.eval_every):
-        learner.train_steps(a.eval_every)
-        ev = evaluate_episodes(module, cfg.env, dict(cfg.env_config), 32, seed=777)
-        raw = float(np.mean(ev["returns"]))
-        score = 100.0 * (raw - refs["random"]) / (refs["expert"] - refs["random"])
-        rows.append({"steps": done, "score": score, **probe(module, obs, state, actions)})
-        print(tag, {k: round(v, 3) for k, v in rows[-1].items()}, flush=True)
+
+    start = probe(fresh.module["default_policy"].unwrapped(), obs, state, actions)  # the untrained learner
+
+    def on_eval(learner):
+        return probe(learner.module["default_policy"].unwrapped(), obs, state, actions)
+
+    run = train_in_process(cfg, episodes, steps=a.steps, eval_every=a.eval_every, eval_episodes=32,
+                           reference_returns=card["reference_returns"], on_eval=on_eval)
+    keys = list(start)
+    rows = [{"steps": 0, **start}] + [{"steps": d["steps"], "score": score, **{k: d[k] for k in keys}}
+                                      for (_, score), d in zip(run["curve"], run["diagnostics"])]
+    for r in rows[1:]:
+        print(tag, {k: round(v, 3) for k, v in r.items()}, flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"run": tag, "args": vars(a), "mc_return": mc, "rows": rows,
-                               "seconds": round(time.perf_counter() - t0, 1)}, indent=1))
+                               "seconds": run["seconds"]}, indent=1))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ Algorithm adds (learner workers, checkpoints, env runners) is left out. This is 
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 import torch
@@ -54,11 +54,13 @@ def prepare_learner(cfg, episodes, *, pretrain_seed: Optional[int] = None):
 
 def train_in_process(cfg, episodes, *, steps: int, eval_every: int, eval_episodes: int = 32, eval_seed: int = 777,
                      reference_returns: Optional[Dict[str, float]] = None,
-                     pretrain_seed: Optional[int] = None) -> Dict[str, Any]:
+                     pretrain_seed: Optional[int] = None,
+                     on_eval: Optional[Callable[[Any], Dict[str, float]]] = None) -> Dict[str, Any]:
     """``steps`` gradient steps on ``episodes`` (an :class:`~rllib_cfcql.data.schema.EpisodeArrays`, e.g. from
     :func:`rllib_cfcql.data.validate.validate_dataset`), with a greedy evaluation of ``eval_episodes`` episodes
     (env seeds ``eval_seed + k``) and the learner's diagnostics (docs/DIAGNOSTICS.md) every ``eval_every`` steps
-    and at the end. The config needs a live task (``cfg.env``) to evaluate on.
+    and at the end. The config needs a live task (``cfg.env``) to evaluate on. ``on_eval(learner)``, when given, runs
+    after each evaluation and its figures join that evaluation's diagnostics row.
 
     Returns ``{"returns": [(step, mean raw return)], "curve": [(step, score)], "wins": [(step, win rate)]
     (tasks with a win flag only), "diagnostics": [{"steps": step, ...}], "seconds": float, "learner": ...}``;
@@ -87,7 +89,8 @@ def train_in_process(cfg, episodes, *, steps: int, eval_every: int, eval_episode
         out["curve"].append((done, float(score)))
         if not np.isnan(ev["wins"]).all():
             out["wins"].append((done, float(ev["wins"].mean())))
-        out["diagnostics"].append({"steps": done, **{name: float(v) for name, v in learner.diagnostics().items()}})
+        out["diagnostics"].append({"steps": done, **{name: float(v) for name, v in learner.diagnostics().items()},
+                                   **(on_eval(learner) if on_eval else {})})
     out["seconds"] = round(time.perf_counter() - t0, 1)
     out["learner"] = learner
     return out

@@ -200,10 +200,6 @@ class MPESpreadEnv(MPEStateFromObs, PettingZooTeamEnv):
             action_dim=2 if cont else None,
         )
 
-    def _landmark_rel(self, agent: str, k: int) -> np.ndarray:
-        o = self._last_obs[agent]
-        return o[4 + 2 * k : 6 + 2 * k]
-
     def _head_for(self, targets: list[int]) -> np.ndarray:
         if self.spec_.continuous:
             return self._steer_to(targets)
@@ -220,13 +216,10 @@ class MPESpreadEnv(MPEStateFromObs, PettingZooTeamEnv):
                 acts[i] = 4 if rel[1] > 0 else 3
         return acts
 
-    def _steer_to(self, targets: list[int], gain: float = 4.0, damping: float = 1.0) -> np.ndarray:
+    def _steer_to(self, targets: list[int]) -> np.ndarray:
         """Continuous: a PD steer toward each agent's target landmark, clipped to [-1, 1]²."""
-        u = np.zeros((self.spec_.n_agents, 2), np.float32)
-        for i, a in enumerate(self.agent_ids):
-            vel = self._last_obs[a][0:2]
-            u[i] = np.clip(gain * self._landmark_rel(a, targets[i]) - damping * vel, -1.0, 1.0)
-        return u
+        obs = np.stack([self._last_obs[a] for a in self.agent_ids])
+        return spread_steer(obs, np.asarray(targets)).astype(np.float32)
 
     def medium_action(self) -> np.ndarray:
         """Scripted medium policy: every agent heads for the landmark nearest to itself
@@ -254,3 +247,12 @@ class MPESpreadEnv(MPEStateFromObs, PettingZooTeamEnv):
         0 no-op, 1 left, 2 right, 3 down, 4 up.
         """
         return self._head_for(list(range(self.spec_.n_agents)))
+
+
+def spread_steer(obs: np.ndarray, targets: np.ndarray, gain: float = 4.0, damping: float = 1.0) -> np.ndarray:
+    """simple_spread's scripted continuous steer from observations alone: obs [..., n, O] laid out [vel(2),
+    pos(2), landmark rel. pos (2n), ...], targets [..., n] (each agent's landmark) -> clip(gain·(landmark −
+    pos) − damping·vel, −1, 1) [..., n, 2]. The expert is ``targets = arange(n)``."""
+    targets = np.broadcast_to(targets, obs.shape[:-1])
+    rel = np.take_along_axis(obs[..., 4:], (2 * targets)[..., None] + np.arange(2), axis=-1)
+    return np.clip(gain * rel - damping * obs[..., 0:2], -1.0, 1.0)

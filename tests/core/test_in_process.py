@@ -86,3 +86,20 @@ def test_pretrain_for_config_needs_the_action_count_for_beta(tmp_path):
     cfg = _config(ds, card, cf_tau=1.0, bc_pretrain_steps=5, behaviour_cache_dir=str(tmp_path))
     with pytest.raises(ValueError, match="needs n_actions"):
         pretrain_for_config(cfg, episodes, None, seed=0, progress=False)
+
+
+def test_on_eval_figures_join_each_evaluation_row(tmp_path):
+    ds = REPO / "offline_data" / "mpe_spread_continuous" / "medium"
+    card, episodes = validate_dataset(ds)
+    cfg = _config(ds, card, behaviour_cache_dir=str(tmp_path))
+    seen = []
+
+    def on_eval(learner):
+        seen.append(learner.num_grad_steps)
+        return {"probe_steps": float(learner.num_grad_steps)}
+
+    run = train_in_process(cfg, episodes, steps=20, eval_every=10, eval_episodes=1,
+                           reference_returns=card["reference_returns"], on_eval=on_eval)
+    assert seen == [10, 20]
+    assert [d["probe_steps"] for d in run["diagnostics"]] == [10.0, 20.0]
+    assert all("diag_q_data" in d for d in run["diagnostics"])
