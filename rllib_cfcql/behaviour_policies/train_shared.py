@@ -74,7 +74,9 @@ from rllib_cfcql.behaviour_policies import training
 from rllib_cfcql.behaviour_policies.checkpoint import FORMAT
 from rllib_cfcql.behaviour_policies.qualities import policy_dir_name
 from rllib_cfcql.behaviour_policies.team_agents import (
+    BatchedTeamEnvRunner,
     MaskedPPOTorchRLModule,
+    TeamAgents,
     TeamAgentsEnv,
 )
 from rllib_cfcql.paths import POLICY_ROOT
@@ -95,15 +97,15 @@ def log(msg: str, flush: bool = True) -> None:
             f.write(msg + "\n")
 
 
-def _sub_envs(root) -> list[TeamAgentsEnv]:
-    """The TeamAgentsEnv instances inside the local env runner's (vectorised, wrapped) env."""
+def _sub_envs(root) -> list[TeamAgents]:
+    """The TeamAgents (one per copy) inside the local env runner's (vectorised, wrapped) env."""
     found, stack, seen = [], [root], set()
     while stack:
         e = stack.pop()
         if e is None or id(e) in seen:
             continue
         seen.add(id(e))
-        if isinstance(e, TeamAgentsEnv):
+        if isinstance(e, TeamAgents):
             found.append(e)
             continue
         for attr in ("envs", "env", "unwrapped", "par_env"):
@@ -139,7 +141,7 @@ def extract_policy(algo, hidden: list[int], activation: str):
     return net
 
 
-def write_recorded_replay(envs: list[TeamAgentsEnv], upto: list[int], out_dir: Path, task: str, env_config: dict,
+def write_recorded_replay(envs: list[TeamAgents], upto: list[int], out_dir: Path, task: str, env_config: dict,
                           seed: int, medium_meta: dict, policy_dir: Path, reference_episodes: int) -> dict:
     """Write the transitions the training envs saw (each cut at its step count at the medium checkpoint)."""
     from rllib_cfcql import keys as K
@@ -308,12 +310,20 @@ def build_algo(args, env_config: dict):
     train_cfg = dict(lr=args.lr, gamma=args.gamma, lambda_=0.95, clip_param=0.2, num_epochs=args.epochs,
                      minibatch_size=args.minibatch, train_batch_size_per_learner=args.ppo_batch, vf_loss_coeff=0.5,
                      entropy_coeff=args.entropy, use_kl_loss=False, vf_clip_param=1e6, grad_clip=10.0)
+    from rllib_cfcql.envs import BATCHED_TASKS
+
+    batched = args.batched_env == "on" or (args.batched_env == "auto" and args.task in BATCHED_TASKS)
+    if batched and args.task not in BATCHED_TASKS:
+        raise ValueError(f"--batched-env on: task {args.task!r} has no batched version; tasks with one: "
+                         f"{sorted(BATCHED_TASKS)}")
+    # a batched task's copies step in one call (BatchedTeamEnvRunner); any other task's one by one
+    runner = {"env_runner_cls": BatchedTeamEnvRunner} if batched else {}
     config = (
         PPOConfig()
         # RLlib's env pre-check steps the env with unmasked random actions, which TeamAgentsEnv rejects on
         # tasks with real masks; the env's own checks (and tests/behaviour_policies/test_team_agents.py) stand in for it
         .environment("team_agents", env_config=dict(env_config, task=args.task), disable_env_checking=True)
-        .env_runners(num_env_runners=0, num_envs_per_env_runner=args.num_envs)
+        .env_runners(num_env_runners=0, num_envs_per_env_runner=args.num_envs, **runner)
         .multi_agent(policies={MODULE_ID}, policy_mapping_fn=lambda agent_id, episode, **kw: MODULE_ID)
     )
     config = training.ppo_config_tail(config, train_cfg, model, args.seed, smoothing=20)
@@ -346,6 +356,9 @@ def main(argv=None) -> int:
     p.add_argument("--minibatch", type=int, default=1024)
     p.add_argument("--entropy", type=float, default=0.01)
     p.add_argument("--num-envs", type=int, default=16, help="envs in the (single, local) env runner")
+    p.add_argument("--batched-env", choices=("auto", "on", "off"), default="auto",
+                   help="step the --num-envs copies in one call (tasks with a batched version: the smax_* maps); "
+                        "auto = where the task has one")
     p.add_argument("--ppo-batch", type=int, default=4000, help="train batch (env steps per iteration)")
     p.add_argument("--out", type=Path, default=None, help="default offline_data/policies/<task>_<variant>")
     p.add_argument("--medium-replay-dir", type=Path, default=None,
@@ -403,9 +416,10 @@ def main(argv=None) -> int:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     register_env("team_agents", lambda cfg: TeamAgentsEnv(cfg))
     algo, train_cfg = build_algo(args, env_config)
+    batched = isinstance(algo.env_runner, BatchedTeamEnvRunner)
     envs = _sub_envs(algo.env_runner.env)
     if not envs:
-        raise RuntimeError("found no TeamAgentsEnv in the local env runner")
+        raise RuntimeError("found no TeamAgents in the local env runner")
     for e in envs:
         e.record = args.medium_replay_dir is not None
     spec = envs[0].spec_
@@ -424,7 +438,8 @@ def main(argv=None) -> int:
                    else "logits over the agent's discrete actions"),
         "n_agents": spec.n_agents, "action_dim": spec.n_actions, "task": args.task, "env_config": env_config,
         "algorithm": "RLlib PPO (new API stack, torch), one policy shared by all agents: own obs + one-hot(agent) -> action",
-        "train_env": f"rllib_cfcql.behaviour_policies.team_agents:TeamAgentsEnv over {args.task} (team reward to every agent)",
+        "train_env": (f"rllib_cfcql.behaviour_policies.team_agents:{type(algo.env_runner.env).__name__ if batched else 'TeamAgentsEnv'}"
+                      f" over {args.task} (team reward to every agent)"),
         "train_config": dict(train_cfg, hidden=list(args.hidden), activation=args.activation, num_envs=len(envs)),
         "seed": args.seed, "versions": training.versions(), "input_norm": None,
     }

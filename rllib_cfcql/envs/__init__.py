@@ -21,7 +21,7 @@ from rllib_cfcql.envs.mamujoco import MaMuJoCoEnv, MaMuJoCoHalfCheetah2x3Env
 from rllib_cfcql.envs.mpe_adversarial import MPETagEnv, MPEWorldCommEnv
 from rllib_cfcql.envs.pettingzoo_team import MPESpreadEnv, PettingZooTeamEnv
 from rllib_cfcql.envs.smacv2 import SMACv2TeamEnv
-from rllib_cfcql.envs.smax import SMAX_MAPS, SMAXTeamEnv, smax_task
+from rllib_cfcql.envs.smax import SMAX_MAPS, SMAXTeamBatch, SMAXTeamEnv, smax_batch, smax_task
 
 TASKS: dict[str, Callable[[dict], TeamEnv]] = {
     "equal_line": EqualLineEnv,
@@ -35,6 +35,18 @@ TASKS: dict[str, Callable[[dict], TeamEnv]] = {
     # SMAC / SMACv2 on the StarCraft II game (SC2PATH, SMAC maps and the smacv2 package; refuses without them)
     "smacv2": SMACv2TeamEnv,
 }
+
+
+#: Tasks that also come as a batch of envs stepped in one call (``make(config, num_envs)``): online training
+#: (``rllib-cfcql behaviour train-shared``) steps these through one vectorised env instead of one env per copy.
+BATCHED_TASKS: dict[str, Callable] = {f"smax_{m}": smax_batch(m) for m in SMAX_MAPS}
+
+
+def make_team_batch(name: str, config: dict | None, num_envs: int):
+    """``num_envs`` copies of task ``name`` stepped together (see :data:`BATCHED_TASKS`)."""
+    if name not in BATCHED_TASKS:
+        raise ValueError(f"team task {name!r} has no batched version; tasks with one: {sorted(BATCHED_TASKS)}")
+    return BATCHED_TASKS[name](dict(config or {}), num_envs)
 
 
 def make_team_env(name: str, config: dict | None = None) -> TeamEnv:
@@ -51,6 +63,7 @@ def register_team_envs() -> None:
 
 
 __all__ = [
+    "BATCHED_TASKS",
     "TASKS",
     "EqualLineEnv",
     "MaMuJoCoEnv",
@@ -60,9 +73,11 @@ __all__ = [
     "MPEWorldCommEnv",
     "PettingZooTeamEnv",
     "SMACv2TeamEnv",
+    "SMAXTeamBatch",
     "SMAXTeamEnv",
     "TeamEnv",
     "TeamSpec",
+    "make_team_batch",
     "make_team_env",
     "register_team_envs",
     "team_action_space",

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from rllib_cfcql import keys as K
 from rllib_cfcql.envs.base import TeamEnv, TeamSpec, task_config
 
 #: SMAC's episode limits for the paper's maps; SMACv2's for the unit-count scenarios.
@@ -97,11 +98,32 @@ def _compiled(map_name: str, limit: int):
 
     def reset(rng):
         obs, state = env.reset(rng)
-        return state, view(obs, state)
+        # SMAX's reset leaves some leaves weakly typed and its step does not: without the cast the jitted
+        # step compiles twice per process (once for a reset state, once for a stepped one)
+        return jax.tree.map(lambda x: x.astype(x.dtype), state), view(obs, state)
 
     def step(rng, state, actions):
         obs, state, rewards, dones, _ = env.step_env(rng, state, {a: actions[i] for i, a in enumerate(agents)})
         return state, view(obs, state), rewards[agents[0]]
+
+    def batch_reset(rng, num_envs):
+        rng, *_ = keys = jax.random.split(rng, num_envs + 1)
+        state, v = jax.vmap(reset)(jnp.stack(keys[1:]))
+        return rng, state, v
+
+    def batch_step(rng, state, actions, fresh):
+        """One step of every env of a batch, except those flagged ``fresh``: they start a new episode
+        (their actions are ignored, their reward is 0)."""
+        b = actions.shape[0]
+        keys = jax.random.split(rng, b + 1)
+        stepped, sview, reward = jax.vmap(step)(keys[1:], state, actions)
+        started, rview = jax.vmap(reset)(keys[1:])
+
+        def pick(x, y):
+            return jnp.where(fresh.reshape((b,) + (1,) * (x.ndim - 1)), x, y)
+
+        state = jax.tree.map(pick, started, stepped)
+        return keys[0], state, jax.tree.map(pick, rview, sview), jnp.where(fresh, 0.0, reward)
 
     def expert(rng, pstate, state):
         unit_obs = inner.get_obs_unit_list(state.state)
@@ -117,31 +139,37 @@ def _compiled(map_name: str, limit: int):
         "state_dim": int(inner.state_size), "n_actions": int(env.action_spaces[agents[0]].n),
         "reset": jax.jit(reset), "step": jax.jit(step), "expert": jax.jit(expert),
         "expert_initial": expert_initial, "split": jax.jit(lambda k: jax.random.split(k, 3)),
+        "batch_reset": jax.jit(batch_reset, static_argnums=1), "batch_step": jax.jit(batch_step),
         "key": jax.random.PRNGKey,
     }
     _COMPILED[key] = out
     return out
 
 
+def _setup(config: dict | None, map_name: str) -> tuple[str, int, dict, TeamSpec]:
+    """Check a ``smax_<map>`` env_config; the map, its episode limit, its compiled functions and its spec."""
+    config = task_config(config)
+    map_name = str(map_name)
+    if map_name not in EPISODE_LIMITS:
+        raise ValueError(f"smax: unknown map_name {map_name!r}; expected one of {sorted(EPISODE_LIMITS)}")
+    limit = int(config.pop("episode_limit", EPISODE_LIMITS[map_name]))
+    if config:
+        raise ValueError(f"smax_{map_name}: unknown env_config keys {sorted(config)}; expected episode_limit")
+    if limit < 1:
+        raise ValueError(f"smax_{map_name}: episode_limit must be >= 1, got {limit}")
+    c = _compiled(map_name, limit)
+    spec = TeamSpec(n_agents=c["n"], obs_dim=c["obs_dim"], state_dim=c["state_dim"], n_actions=c["n_actions"],
+                    episode_limit=limit)
+    return map_name, limit, c, spec
+
+
 class SMAXTeamEnv(TeamEnv):
     """The allies of SMAX map ``map_name`` as one team (see the module docstring)."""
 
     def __init__(self, config: dict | None = None, *, map_name: str):
-        config = task_config(config)
-        self.map_name = str(map_name)
-        if self.map_name not in EPISODE_LIMITS:
-            raise ValueError(f"smax: unknown map_name {self.map_name!r}; expected one of {sorted(EPISODE_LIMITS)}")
-        self.episode_limit = int(config.pop("episode_limit", EPISODE_LIMITS[self.map_name]))
-        if config:
-            raise ValueError(f"smax_{self.map_name}: unknown env_config keys {sorted(config)}; expected episode_limit")
-        if self.episode_limit < 1:
-            raise ValueError(f"smax_{self.map_name}: episode_limit must be >= 1, got {self.episode_limit}")
-        self._c = _compiled(self.map_name, self.episode_limit)
+        self.map_name, self.episode_limit, self._c, spec = _setup(config, map_name)
         self.n_enemies = self._c["m"]
-        self._init_spaces(TeamSpec(
-            n_agents=self._c["n"], obs_dim=self._c["obs_dim"], state_dim=self._c["state_dim"],
-            n_actions=self._c["n_actions"], episode_limit=self.episode_limit,
-        ))
+        self._init_spaces(spec)
         self._rng = None
         self._state = None
         self._mask = None
@@ -198,6 +226,79 @@ class SMAXTeamEnv(TeamEnv):
         a = np.array(actions, dtype=np.int64)
         legal = self._mask[np.arange(len(a)), a] > 0
         return np.where(legal, a, STOP_ACTION)
+
+
+class SMAXTeamBatch:
+    """``num_envs`` copies of ``smax_<map_name>`` stepped together, one vmapped JAX call per step.
+
+    The batched counterpart of :class:`SMAXTeamEnv` (same observations, masks, rewards, episode ends and
+    win flag), for online training: one call steps every env, where stepping them one by one from Python
+    pays JAX's dispatch cost per env. Observations are the team observation dict with a leading env axis
+    (``obs`` ``[B, n, obs_dim]``, ``state`` ``[B, state_dim]``, ``action_mask`` ``[B, n, n_actions]``).
+    :meth:`step` takes the joint actions ``[B, n]`` and a flag per env: a flagged env starts a new episode
+    instead of stepping (its actions are ignored, its reward is 0): the "reset on the next step" contract
+    of RLlib's vector envs.
+    """
+
+    def __init__(self, config: dict | None = None, *, map_name: str, num_envs: int):
+        if int(num_envs) < 1:
+            raise ValueError(f"smax_{map_name}: num_envs must be >= 1, got {num_envs}")
+        self.map_name, self.episode_limit, self._c, self.team_spec = _setup(config, map_name)
+        self.num_envs = int(num_envs)
+        self._rng = self._state = self._mask = None
+        self.t = np.zeros(self.num_envs, np.int64)
+
+    def _observe(self, view) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
+        obs, state, mask, allies_alive, enemies_alive = (np.asarray(v) for v in view)
+        self._mask = mask
+        out = {K.OBS: obs.astype(np.float32), K.STATE: state.astype(np.float32), K.ACTION_MASK: mask}
+        return out, allies_alive.any(1), enemies_alive.any(1)
+
+    def reset(self, seed: int | None = None) -> dict:
+        """Start an episode in every env; the batched team observation."""
+        seed = int(np.random.default_rng().integers(2**31)) if seed is None else int(seed)
+        self._rng, self._state, view = self._c["batch_reset"](self._c["key"](seed), self.num_envs)
+        self.t[:] = 0
+        return self._observe(view)[0]
+
+    def step(self, actions, fresh=None) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(obs, reward [B], terminated [B], truncated [B], battle_won [B])``; envs flagged in ``fresh``
+        start a new episode instead (reward 0, not terminated, not truncated)."""
+        if self._state is None:
+            raise RuntimeError(f"smax_{self.map_name}: step() before reset()")
+        b, n = self.num_envs, self.team_spec.n_agents
+        a = np.asarray(actions, np.int64)
+        if a.shape != (b, n):
+            raise ValueError(f"smax_{self.map_name}: batched joint actions must have shape ({b}, {n}), got {a.shape}")
+        fresh = np.zeros(b, bool) if fresh is None else np.asarray(fresh, bool).reshape(b)
+        a = np.where(fresh[:, None], STOP_ACTION, a)
+        if (a < 0).any() or (a >= self.team_spec.n_actions).any():
+            e, i = np.argwhere((a < 0) | (a >= self.team_spec.n_actions))[0]
+            raise ValueError(f"smax_{self.map_name}: env {e}, agent {i} took action {int(a[e, i])}; expected an "
+                             f"integer in [0, {self.team_spec.n_actions})")
+        legal = np.take_along_axis(self._mask, a[..., None], -1)[..., 0] > 0
+        if not legal.all():
+            e, i = np.argwhere(~legal)[0]
+            raise ValueError(f"smax_{self.map_name}: env {e}, agent {i} took action {int(a[e, i])}, which its action "
+                             f"mask marks unavailable (available: {np.flatnonzero(self._mask[e, i]).tolist()})")
+        self._rng, self._state, view, reward = self._c["batch_step"](self._rng, self._state, a.astype(np.int32),
+                                                                     fresh)
+        self.t = np.where(fresh, 0, self.t + 1)
+        obs, allies, enemies = self._observe(view)
+        terminated = ~fresh & (~allies | ~enemies)
+        truncated = ~fresh & ~terminated & (self.t >= self.episode_limit)
+        won = ~fresh & ~enemies & allies
+        return obs, np.asarray(reward, np.float32), terminated, truncated, won
+
+
+def smax_batch(map_name: str):
+    """The batched constructor of ``smax_<map_name>``: ``make(config, num_envs)`` -> :class:`SMAXTeamBatch`."""
+
+    def make(config: dict | None = None, num_envs: int = 1) -> SMAXTeamBatch:
+        return SMAXTeamBatch(config, map_name=map_name, num_envs=num_envs)
+
+    make.__name__ = f"smax_{map_name}_batch"
+    return make
 
 
 def smax_task(map_name: str):

@@ -156,7 +156,7 @@ def test_ppo_trains_the_masked_module_on_a_masked_task(ray_session, tmp_path):
 
     register_env("team_agents", lambda cfg: TeamAgentsEnv(cfg))
     ns = type("Args", (), dict(task="equal_line", hidden=[16, 16], activation="tanh", lr=1e-3, gamma=0.99, epochs=2,
-                                minibatch=100, ppo_batch=400, entropy=0.01, num_envs=2, seed=0))()
+                                minibatch=100, ppo_batch=400, entropy=0.01, num_envs=2, seed=0, batched_env="auto"))()
     algo, _ = tsb.build_algo(ns, {"n_agents": 3, "boundary_mask": True})
     try:
         module = algo.learner_group._learner.module[tsb.MODULE_ID]
