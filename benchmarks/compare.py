@@ -141,7 +141,10 @@ def main() -> None:
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         with open(a.out, "w") as fh:
-            json.dump({"args": vars(a), "rows": rows, "summary": summary, "data_return": card["return"]}, fh, indent=1)
+            out = {"args": vars(a), "rows": rows, "summary": summary, "data_return": card["return"]}
+            if "win_rate" in card:  # tasks that report battles won (SMAX): the logged battles' own win rate
+                out["data_win_rate"] = card["win_rate"]
+            json.dump(out, fh, indent=1)
 
 
 if __name__ == "__main__":

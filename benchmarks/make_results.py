@@ -539,10 +539,13 @@ def smax_section() -> list[str]:
     """SMAX maps (`benchmarks/run_smax_compare.sh`): every benchmarks/results/smax/*.json, grouped by
     dataset and budget; per method and α the final win rate and normalised score over seeds."""
     groups: dict[tuple, dict[tuple, list[dict]]] = {}
+    data_wins: dict[str, float] = {}
     for f in sorted((RES / "smax").glob("*.json")):
         d = json.loads(f.read_text())
         a = d["args"]
         key = (a["dataset"], a["steps"], a["eval_episodes"])
+        if "data_win_rate" in d:
+            data_wins[a["dataset"]] = d["data_win_rate"]
         for r in d["rows"]:
             alpha = a["alpha"] if r["method"] in ("cfcql", "macql") else None
             groups.setdefault(key, {}).setdefault((r["method"], alpha), []).append(r)
@@ -550,16 +553,23 @@ def smax_section() -> list[str]:
         return []
     names = {"cfcql": "CFCQL", "macql": "MACQL", "bc": "BC", "none": "offline QMIX"}
     out = ["## SMAX (JaxMARL's StarCraft-like maps; not comparable with SC2 SMAC numbers)", "",
-           "Data: JaxMARL's heuristic with 10 % random moves (`eps_expert:0.1`, the *medium* of docs/SMAX.md), "
-           "1 000 episodes per map, made by `benchmarks/run_smax_compare.sh`'s command; the data won 31 % of its 2s3z "
-           "battles and none of its 5m_vs_6m ones (a battle is won exactly when its return exceeds 1.5). MLP agents on transitions, "
-           "QMIX mixer, batch 256, lr 1e-3; greedy decentralised evaluation against the heuristic enemy. The win "
-           "rate is the share of evaluation battles won at the last evaluation; the normalised score uses the "
-           "card's references (uniform random and the noise-free heuristic), so 100 is the heuristic's own return.",
+           "Two kinds of data, 1 000 battles each (a battle is won exactly when its return exceeds 1.5):",
+           "",
+           "- `smax_<map>_medium`: JaxMARL's heuristic with 10 % random moves (`eps_expert:0.1`, made by "
+           "`benchmarks/run_smax_compare.sh`'s command); it won 31 % of its 2s3z battles and none of its 5m_vs_6m ones. "
+           "Its card's references are uniform random and the noise-free heuristic, so 100 is the heuristic's own return.",
+           "- `smax_<map>_<quality>_ppo`: the qualities of the project's PPO behaviour policies (docs/SMAX.md; "
+           "`benchmarks/run_smax_ppo_compare.sh`). Its references are uniform random and the PPO expert (sampled), so "
+           "100 is the expert policy's own return.",
+           "",
+           "MLP agents on transitions, QMIX mixer, batch 256, lr 1e-3; greedy decentralised evaluation against the "
+           "heuristic enemy. The win rate is the share of evaluation battles won at the last evaluation.",
            ""]
     for (ds, steps, eps), rows in sorted(groups.items(), key=lambda kv: kv[0]):
-        out += [f"### `{ds}`, {steps} gradient steps, {eps} evaluation battles", "",
-                "| method | α | seeds | final win rate | best win rate | final normalised | best normalised |",
+        won = f" The data won {100 * data_wins[ds]:.0f} % of its battles." if ds in data_wins else ""
+        out += [f"### `{ds}`, {steps} gradient steps, {eps} evaluation battles", ""]
+        out += [won.strip(), ""] if won else []
+        out += ["| method | α | seeds | final win rate | best win rate | final normalised | best normalised |",
                 "|---|---|---|---|---|---|---|"]
         order = sorted(rows, key=lambda k: (list(names).index(k[0]) if k[0] in names else 9, k[1] or 0))
         for method, alpha in order:

@@ -172,3 +172,39 @@ def test_ppo_trains_the_masked_module_on_a_masked_task(ray_session, tmp_path):
         assert net.layers[0].in_features == envs[0].spec_.obs_dim + 3
     finally:
         algo.stop()
+
+
+def test_ppo_on_a_batched_smax_map_steps_all_copies_in_one_call(ray_session):
+    """One real RLlib PPO iteration on smax_2s3z through BatchedTeamEnvRunner: the copies step as one
+    vmapped batch, the mask check still refuses any unavailable action (so finishing means PPO sampled
+    only legal ones, dead agents included), RLlib's step counts match the copies' own, and the shared
+    policy moved."""
+    pytest.importorskip("jaxmarl", reason='the smax_* tasks need the optional extra: pip install -e ".[smax]"')
+    from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
+    from ray.tune.registry import register_env
+
+    from rllib_cfcql.behaviour_policies import train_shared as tsb
+    from rllib_cfcql.behaviour_policies.team_agents import BatchedTeamAgentsEnv, BatchedTeamEnvRunner
+
+    register_env("team_agents", lambda cfg: TeamAgentsEnv(cfg))
+    args = dict(task="smax_2s3z", hidden=[16, 16], activation="tanh", lr=1e-3, gamma=0.99, epochs=1, minibatch=256,
+                ppo_batch=512, entropy=0.01, num_envs=8, seed=0, batched_env="auto")
+    ns = type("Args", (), args)()
+    algo, _ = tsb.build_algo(ns, {})
+    try:
+        assert isinstance(algo.env_runner, BatchedTeamEnvRunner)
+        assert isinstance(algo.env_runner.env, BatchedTeamAgentsEnv)
+        envs = tsb._sub_envs(algo.env_runner.env)
+        assert len(envs) == 8 and all(e.masked for e in envs)
+        module = algo.learner_group._learner.module[tsb.MODULE_ID]
+        before = {n: p.detach().clone() for n, p in module.named_parameters()}
+        res = algo.train()
+        steps = sum(e.steps for e in envs)
+        assert steps >= 512
+        assert res[ENV_RUNNER_RESULTS][NUM_ENV_STEPS_SAMPLED_LIFETIME] == steps
+        moved = [n for n, p in module.named_parameters() if not torch.equal(p.detach(), before[n])]
+        assert any(n.startswith("pi.") for n in moved) and any(n.startswith("vf.") for n in moved)
+    finally:
+        algo.stop()
+    with pytest.raises(ValueError, match=r"--batched-env on: task 'equal_line' has no batched version"):
+        tsb.build_algo(type("Args", (), dict(args, task="equal_line", batched_env="on"))(), {"n_agents": 3})

@@ -3,6 +3,7 @@ the MPE tasks' committed PPO behaviour policies."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -32,6 +33,9 @@ CONT = {"continuous_actions": True}
 TRAINED = [(t, CONT if v == "continuous" else {}, f"{t}_{v}")
            for t in ("mpe_spread", "mpe_tag", "mpe_world") for v in ("discrete", "continuous")]
 TRAINED.append(("equal_line", {"n_agents": 4}, "equal_line_n4_discrete"))
+# the SMAX maps' policies (PPO through the batched env runner) need the [smax] extra to be evaluated
+TRAINED.append(pytest.param("smax_2s3z", {}, "smax_2s3z_discrete", id="smax_2s3z_discrete", marks=pytest.mark.skipif(
+    importlib.util.find_spec("jaxmarl") is None, reason='the smax_* tasks need the optional extra [smax]')))
 
 
 def agent_checkpoint(path, *, n_agents=3, obs_dim=18, action_dim=5, dist="categorical", bias=None, hidden=(4,)):
@@ -176,7 +180,7 @@ def test_non_default_task_parameters_fall_back_to_scripted_behaviour():
     assert quality_policy("mpe_world", "expert", {"n_food": 3}) == "expert"
 
 
-@pytest.mark.parametrize("task,cfg,name", TRAINED, ids=[t[2] for t in TRAINED])
+@pytest.mark.parametrize("task,cfg,name", TRAINED, ids=[t[2] if isinstance(t, tuple) else t.id for t in TRAINED])
 def test_committed_ppo_policies(task, cfg, name):
     """Each MPE task variant and equal_line (n = 4) ships RLlib-PPO behaviour policies: files present,
     the sidecars record how they were trained, the recorded evaluation is reproduced exactly from the

@@ -182,3 +182,90 @@ def test_smacv2_refuses_naming_what_is_missing(tmp_path, monkeypatch):
         assert len(missing) == 1 and "smacv2" in missing[0]
     with pytest.raises(ValueError, match="map_name"):
         make_team_env("smacv2", {})
+
+
+# ----------------------------------------------------------------------------- the batched version
+
+
+def random_legal(rng, mask):
+    return np.argmax(rng.random(mask.shape) * mask, -1)
+
+
+def test_batch_sizes_truncation_and_restart_of_flagged_envs():
+    from rllib_cfcql.envs import make_team_batch
+
+    b = make_team_batch("smax_2s3z", {"episode_limit": 4}, 3)
+    spec = b.team_spec
+    assert (spec.n_agents, spec.n_actions, spec.episode_limit) == (5, 10, 4)
+    obs = b.reset(seed=0)
+    assert obs[K.OBS].shape == (3, 5, spec.obs_dim) and obs[K.STATE].shape == (3, spec.state_dim)
+    assert obs[K.ACTION_MASK].shape == (3, 5, 10)
+    assert (obs[K.ACTION_MASK][..., :5] == 1).all() and (obs[K.ACTION_MASK][..., 5:] == 0).all()
+    stop = np.full((3, 5), STOP_ACTION)
+    for t in range(4):
+        nxt, r, term, trunc, won = b.step(stop)
+        assert not term.any() and not won.any()
+        assert (trunc == (t == 3)).all()  # cut exactly at the limit, in every env
+    # flagged envs start over: their actions are ignored (even an illegal one), reward 0, not ended
+    bad = stop.copy()
+    bad[0, 1] = 9
+    fresh = np.array([True, True, False])
+    start, r, term, trunc, won = b.step(bad, fresh)
+    assert r[0] == 0.0 and r[1] == 0.0 and not term[:2].any() and not trunc[:2].any()
+    assert list(b.t) == [0, 0, 5]
+    assert trunc[2]  # the unflagged env stepped on past its limit (flagging it is the caller's job)
+    assert not np.array_equal(start[K.STATE][0], nxt[K.STATE][0])  # a new battle, not the old one
+    assert (start[K.ACTION_MASK][:2, :, :5] == 1).all()
+
+
+def test_batch_same_seed_same_trajectory_and_episode_ends():
+    from rllib_cfcql.envs import make_team_batch
+
+    def run(seed, steps=150):
+        b = make_team_batch("smax_2s3z", {}, 3)
+        obs, rng, fresh = b.reset(seed=seed), np.random.default_rng(0), np.zeros(3, bool)
+        states, ret, ends = [], np.zeros(3), []
+        for _ in range(steps):
+            obs, r, term, trunc, won = b.step(random_legal(rng, obs[K.ACTION_MASK]), fresh)
+            ret += r
+            states.append(obs[K.STATE])
+            for i in np.flatnonzero(term | trunc):
+                ends.append((bool(term[i]), bool(trunc[i]), bool(won[i]), float(ret[i])))
+                ret[i] = 0.0
+            fresh = term | trunc
+        return np.stack(states), ends
+
+    a, ends = run(3)
+    b, _ = run(3)
+    np.testing.assert_array_equal(a, b)
+    c, _ = run(4)
+    assert not np.array_equal(a, c)
+    assert ends, "uniform random play should end some 2s3z battles within 150 steps"
+    for term, trunc, won, ret in ends:
+        assert term != trunc
+        assert not won or term
+        assert 0.0 <= ret <= 2.0 + 1e-5
+
+
+def test_batch_refuses_bad_input():
+    from rllib_cfcql.envs import make_team_batch
+
+    b = make_team_batch("smax_2s3z", {}, 3)
+    with pytest.raises(RuntimeError, match=r"step\(\) before reset\(\)"):
+        b.step(np.full((3, 5), STOP_ACTION))
+    b.reset(seed=0)
+    a = np.full((3, 5), STOP_ACTION)
+    a[1, 3] = 5  # attack enemy 0: out of range at the start
+    with pytest.raises(ValueError, match=r"env 1, agent 3 took action 5.*unavailable \(available: \[0, 1, 2, 3, 4\]\)"):
+        b.step(a)
+    with pytest.raises(ValueError, match=r"shape \(3, 5\), got \(5,\)"):
+        b.step(np.full(5, STOP_ACTION))
+    a[1, 3] = 10
+    with pytest.raises(ValueError, match=r"env 1, agent 3 took action 10; expected an integer in \[0, 10\)"):
+        b.step(a)
+    with pytest.raises(ValueError, match="num_envs must be >= 1"):
+        make_team_batch("smax_2s3z", {}, 0)
+    with pytest.raises(ValueError, match="unknown env_config keys"):
+        make_team_batch("smax_2s3z", {"n_agents": 3}, 2)
+    with pytest.raises(ValueError, match=r"'mpe_spread' has no batched version.*smax_2s3z"):
+        make_team_batch("mpe_spread", {}, 2)
