@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # SMAX: CFCQL vs MACQL vs BC vs offline QMIX on 2s3z and 5m_vs_6m (medium data), 3 seeds, win rate and
 # return -> benchmarks/results/smax/*.json -> `python benchmarks/make_results.py` (RESULTS.md, section SMAX).
-# Needs the [smax] extra. Data (1 000 battles per map, not in git; JaxMARL's heuristic with 10 % random moves):
-#   rllib-cfcql data collect --task smax_2s3z --policy eps_expert:0.1 --quality medium --episodes 1000 \
-#       --reference-episodes 50 --seed 0 --out benchmarks/data/smax_2s3z_medium
-#   rllib-cfcql data collect --task smax_5m_vs_6m --policy eps_expert:0.1 --quality medium --episodes 1000 \
-#       --reference-episodes 50 --seed 0 --out benchmarks/data/smax_5m_vs_6m_medium
+# Needs the [smax] extra. Data (1 000 battles per map, not in git; JaxMARL's heuristic with 10 % random moves,
+# references scripted: uniform random and the noise-free heuristic):
+#   rllib-cfcql data collect --task smax_2s3z --policy eps_expert:0.1 --quality medium --behaviours scripted \
+#       --episodes 1000 --reference-episodes 50 --seed 0 --out benchmarks/data/smax_2s3z_medium
+#   rllib-cfcql data collect --task smax_5m_vs_6m --policy eps_expert:0.1 --quality medium --behaviours scripted \
+#       --episodes 1000 --reference-episodes 50 --seed 0 --out benchmarks/data/smax_5m_vs_6m_medium
 # Two single-threaded jobs side by side on a 2-core machine; each JSON is rewritten as every run finishes.
 set -euo pipefail
 D=benchmarks/data

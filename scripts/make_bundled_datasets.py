@@ -50,16 +50,18 @@ for _j, _q in enumerate(QUALITIES):  # equal_line at n = 4, behaviour from polic
 for _j, _q in enumerate(QUALITIES):
     FAMILIES[f"mamujoco_halfcheetah_2x3/{_q}"] = dict(task="mamujoco_halfcheetah_2x3", env_config={}, episodes=2,
                                                       seed=200 + _j, quality=_q)
-# SMAX maps (need the [smax] extra): JaxMARL's heuristic with 10 % random moves (medium; it wins
-# ~30 % of its 2s3z battles and none on the harder maps); the full-size comparison data: benchmarks/run_smax_compare.sh
-FAMILIES["smax_2s3z/medium"] = dict(task="smax_2s3z", env_config={}, episodes=60, seed=400, quality="medium",
-                                    policy="eps_expert:0.1")
+# SMAX maps (need the [smax] extra). 2s3z: the four qualities of the project's PPO behaviour policies
+# (offline_data/policies/smax_2s3z_discrete; full size: benchmarks/run_smax_ppo_compare.sh). The harder maps:
+# JaxMARL's heuristic with 10 % random moves (it wins none of their battles), references scripted
+# (the noise-free heuristic); the full-size comparison data: benchmarks/run_smax_compare.sh
+for _j, _q in enumerate(("medium", "expert", "mixed", "medium-replay")):
+    FAMILIES[f"smax_2s3z/{_q}"] = dict(task="smax_2s3z", env_config={}, episodes=40, seed=410 + _j, quality=_q)
 FAMILIES["smax_5m_vs_6m/medium"] = dict(task="smax_5m_vs_6m", env_config={}, episodes=300, seed=402, quality="medium",
-                                        policy="eps_expert:0.1")
+                                        policy="eps_expert:0.1", source="scripted")
 FAMILIES["smax_3s_vs_5z/medium"] = dict(task="smax_3s_vs_5z", env_config={}, episodes=60, seed=403, quality="medium",
-                                        policy="eps_expert:0.1")
+                                        policy="eps_expert:0.1", source="scripted")
 FAMILIES["smax_6h_vs_8z/medium"] = dict(task="smax_6h_vs_8z", env_config={}, episodes=60, seed=404, quality="medium",
-                                        policy="eps_expert:0.1")
+                                        policy="eps_expert:0.1", source="scripted")
 # Equal_Line's decomposable family at n = 8 (docs/DATASETS_DESIGN.md §5): per agent and step the expert's
 # move with p = 0.3, else hold; the full-size family (1 000 episodes per n): benchmarks/run_slot_distance_sweep.sh
 FAMILIES["equal_line_slot_distance_n8/hesitant"] = dict(
