@@ -34,8 +34,10 @@ TRAINED = [(t, CONT if v == "continuous" else {}, f"{t}_{v}")
            for t in ("mpe_spread", "mpe_tag", "mpe_world") for v in ("discrete", "continuous")]
 TRAINED.append(("equal_line", {"n_agents": 4}, "equal_line_n4_discrete"))
 # the SMAX maps' policies (PPO through the batched env runner) need the [smax] extra to be evaluated
-TRAINED.append(pytest.param("smax_2s3z", {}, "smax_2s3z_discrete", id="smax_2s3z_discrete", marks=pytest.mark.skipif(
-    importlib.util.find_spec("jaxmarl") is None, reason='the smax_* tasks need the optional extra [smax]')))
+_NO_JAXMARL = pytest.mark.skipif(importlib.util.find_spec("jaxmarl") is None,
+                                 reason="the smax_* tasks need the optional extra [smax]")
+TRAINED += [pytest.param(f"smax_{m}", {}, f"smax_{m}_discrete", id=f"smax_{m}_discrete", marks=_NO_JAXMARL)
+            for m in ("2s3z", "5m_vs_6m")]
 
 
 def agent_checkpoint(path, *, n_agents=3, obs_dim=18, action_dim=5, dist="categorical", bias=None, hidden=(4,)):
