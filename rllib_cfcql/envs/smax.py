@@ -1,7 +1,8 @@
 """SMAX (JaxMARL's StarCraft-like micromanagement) maps as team tasks.
 
 ``smax_<map>`` is the allied team of a JaxMARL SMAX map against JaxMARL's scripted heuristic enemy
-(``HeuristicEnemySMAX``), stepped from Python one env at a time. SMAX re-implements the SMAC unit
+(``HeuristicEnemySMAX``), stepped from Python one env at a time (:class:`SMAXTeamEnv`), or as a batch of
+copies in one vmapped call (:class:`SMAXTeamBatch`, for online training). SMAX re-implements the SMAC unit
 types and maps in JAX without the StarCraft II binary. **Its numbers are not SMAC numbers**: the
 unit dynamics, the enemy AI and the reward scale differ, so returns and win rates on ``smax_*``
 tasks are comparable only with other SMAX runs.
@@ -107,9 +108,8 @@ def _compiled(map_name: str, limit: int):
         return state, view(obs, state), rewards[agents[0]]
 
     def batch_reset(rng, num_envs):
-        rng, *_ = keys = jax.random.split(rng, num_envs + 1)
-        state, v = jax.vmap(reset)(jnp.stack(keys[1:]))
-        return rng, state, v
+        keys = jax.random.split(rng, num_envs + 1)
+        return keys[0], *jax.vmap(reset)(keys[1:])
 
     def batch_step(rng, state, actions, fresh):
         """One step of every env of a batch, except those flagged ``fresh``: they start a new episode
