@@ -72,16 +72,22 @@ class TeamAgents(MultiAgentEnv):
             parts.append(obs[K.ACTION_MASK])
         return np.concatenate(parts, axis=-1).astype(np.float32)
 
-    def _agent_obs(self, obs: dict) -> dict:
-        rows = self.agent_rows(obs)
+    def _agent_obs(self, obs: dict, rows: np.ndarray | None = None) -> dict:
+        rows = self.agent_rows(obs) if rows is None else rows
         return {a: rows[i] for i, a in enumerate(self.agents)}
 
-    def joint_action(self, action_dict) -> np.ndarray:
-        """The team's joint action from RLlib's per-agent dict (continuous: clipped to [-1, 1]; discrete:
-        refused, naming the agent, where the current mask rules it out)."""
+    def unchecked_action(self, action_dict) -> np.ndarray:
+        """The team's joint action from RLlib's per-agent dict, as an array (continuous: clipped to [-1, 1])."""
         if self.spec_.continuous:
             return np.stack([np.clip(np.asarray(action_dict[x], np.float32), -1.0, 1.0) for x in self.agents])
-        a = np.asarray([int(action_dict[x]) for x in self.agents], np.int64)
+        return np.asarray([int(action_dict[x]) for x in self.agents], np.int64)
+
+    def joint_action(self, action_dict) -> np.ndarray:
+        """:meth:`unchecked_action`; on discrete tasks an action the current mask rules out is refused,
+        naming the agent."""
+        a = self.unchecked_action(action_dict)
+        if self.spec_.continuous:
+            return a
         mask = self._obs[K.ACTION_MASK]
         bad = np.flatnonzero(mask[np.arange(self.n), a] <= 0)
         if bad.size:
@@ -90,19 +96,21 @@ class TeamAgents(MultiAgentEnv):
                              f"mask rules out (available: {np.flatnonzero(mask[i] > 0).tolist()})")
         return a
 
-    def started(self, obs: dict) -> dict:
-        """Bookkeeping of a new episode starting at team observation ``obs``; the agents' observations."""
+    def started(self, obs: dict, rows: np.ndarray | None = None) -> dict:
+        """Bookkeeping of a new episode starting at team observation ``obs`` (``rows``: its
+        :meth:`agent_rows`, when already computed); the agents' observations."""
         self._obs, self._episode, self._t = obs, self._episode + 1, 0
-        return self._agent_obs(obs)
+        return self._agent_obs(obs, rows)
 
-    def stepped(self, a, nxt: dict, r: float, term: bool, trunc: bool):
-        """Bookkeeping of one team step; RLlib's (obs, rewards, terminateds, truncateds) for it."""
+    def stepped(self, a, nxt: dict, r: float, term: bool, trunc: bool, rows: np.ndarray | None = None):
+        """Bookkeeping of one team step (``rows``: ``nxt``'s :meth:`agent_rows`, when already computed);
+        RLlib's (obs, rewards, terminateds, truncateds) for it."""
         self.steps += 1
         if self.record:
             self.rows.append((self._episode, self._t, float(r), bool(term), bool(trunc), self._obs, a, nxt))
         self._obs, self._t = nxt, self._t + 1
         rew = {x: float(r) for x in self.agents}
-        return self._agent_obs(nxt), rew, {"__all__": bool(term)}, {"__all__": bool(trunc)}
+        return self._agent_obs(nxt, rows), rew, {"__all__": bool(term)}, {"__all__": bool(trunc)}
 
 
 class TeamAgentsEnv(TeamAgents):
@@ -173,7 +181,8 @@ class BatchedTeamAgentsEnv(VectorMultiAgentEnv):
     def reset(self, *, seed=None, options=None):
         obs = self.batch.reset(seed=seed if seed is None or isinstance(seed, int) else int(seed[0]))
         self._ended[:] = False
-        return [e.started(self._row(obs, i)) for i, e in enumerate(self.envs)], [{} for _ in self.envs]
+        rows = self.envs[0].agent_rows(obs)
+        return [e.started(self._row(obs, i), rows[i]) for i, e in enumerate(self.envs)], [{} for _ in self.envs]
 
     def step(self, actions: list[dict]):
         spec = self.batch.team_spec
@@ -181,16 +190,18 @@ class BatchedTeamAgentsEnv(VectorMultiAgentEnv):
         joint = np.zeros(shape, np.float32 if spec.continuous else np.int64)
         for i, (e, act) in enumerate(zip(self.envs, actions)):
             if not self._ended[i]:
-                joint[i] = e.joint_action(act)
+                joint[i] = e.unchecked_action(act)  # the batch checks every env's masks in one go
         fresh = self._ended.copy()
         nxt, r, term, trunc, won = self.batch.step(joint, fresh)
+        rows = self.envs[0].agent_rows(nxt)  # [B, n, width]: every env's agent rows at once
         out = [], [], [], [], []
         for i, e in enumerate(self.envs):
             row = self._row(nxt, i)
             if fresh[i]:
-                res = (e.started(row), {x: 0.0 for x in e.agents}, {"__all__": False}, {"__all__": False}, {})
+                res = (e.started(row, rows[i]), {x: 0.0 for x in e.agents}, {"__all__": False}, {"__all__": False},
+                       {})
             else:
-                res = (*e.stepped(joint[i], row, r[i], term[i], trunc[i]), {"battle_won": bool(won[i])})
+                res = (*e.stepped(joint[i], row, r[i], term[i], trunc[i], rows[i]), {"battle_won": bool(won[i])})
             for col, v in zip(out, res):
                 col.append(v)
         self._ended = term | trunc
