@@ -141,7 +141,8 @@ def main() -> None:
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         with open(a.out, "w") as fh:
-            out = {"args": vars(a), "rows": rows, "summary": summary, "data_return": card["return"]}
+            out = {"args": vars(a), "rows": rows, "summary": summary, "data_return": card["return"],
+                   "reference_returns": card.get("reference_returns")}
             if "win_rate" in card:  # tasks that report battles won (SMAX): the logged battles' own win rate
                 out["data_win_rate"] = card["win_rate"]
             json.dump(out, fh, indent=1)

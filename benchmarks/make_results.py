@@ -583,11 +583,177 @@ def smax_section() -> list[str]:
     return out
 
 
+# appendix Table 2 (normalised scores, random / medium-replay / medium / expert) for the methods it lists
+PAPER_TABLE2 = {
+    "mpe_spread": {"cfcql": (62.2, 52.2, 65.0, 112.0), "macql": (45.6, 25.5, 14.3, 12.2), "omar": (34.4, 37.9, 47.9, 114.9)},
+    "mpe_tag": {"cfcql": (78.5, 71.1, 68.5, 118.2), "macql": (25.2, 11.9, 55.0, 108.4), "omar": (11.1, 47.1, 66.7, 116.2)},
+    "mpe_world": {"cfcql": (68.0, 73.4, 93.8, 119.7), "macql": (11.7, 13.2, 67.4, 99.7), "omar": (5.9, 42.9, 74.6, 110.4)},
+}
+T2_QUALITIES = ("random", "medium-replay", "medium", "expert")
+T2_LABELS = {"cfcql": "CFCQL", "macql": "MACQL", "icql": "ICQL", "omar": "OMAR", "matd3bc": "MATD3+BC", "bc": "BC"}
+T2_COLORS = {"cfcql": "tab:red", "macql": "tab:blue", "icql": "tab:purple", "omar": "tab:orange", "matd3bc": "tab:brown",
+             "bc": "tab:green"}
+
+
+def _table2_cells(folder: str = "mpe_table2") -> dict:
+    """(task, quality, method) -> the finished runs (one per seed) of benchmarks/run_mpe_table2.sh, each
+    with ``data_score`` (the dataset's own normalised return) when its file or its card knows it."""
+    cells: dict = {}
+    pat = re.compile(r"(mpe_[a-z]+)_(" + "|".join(T2_QUALITIES) + r")_([a-z0-9]+)_s(\d+)\.json")
+    for f in sorted((RES / folder).glob("*.json")):
+        m = pat.fullmatch(f.name)
+        if not m:
+            continue
+        d = json.loads(f.read_text())
+        refs = d.get("reference_returns")
+        if refs is None:  # written before compare.py stored them: the card, when the data is here
+            card = Path(d["args"]["dataset"]) / "card.json"
+            refs = json.loads(card.read_text())["reference_returns"] if card.exists() else None
+        for r in d["rows"]:
+            r["args"], r["refs"], r["data_raw"] = d["args"], refs, d["data_return"]["mean"]
+            r["data_score"] = (100 * (d["data_return"]["mean"] - refs["random"]) / (refs["expert"] - refs["random"])
+                               if refs else float("nan"))
+            cells.setdefault((m[1], m[2], m[3]), []).append(r)
+    return cells
+
+
+def table2_section(folder: str = "mpe_table2") -> list[str]:
+    """The paper's MPE Table 2 shape at the reference's settings (benchmarks/run_mpe_table2.sh): per task, the
+    final score of every method per quality next to the paper's, CFCQL − MACQL in pooled σ, the learning
+    curves and the critics' calibration."""
+    cells = _table2_cells(folder)
+    if not cells:
+        return []
+    import math
+
+    import matplotlib
+    import numpy as np
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    FIGS.mkdir(exist_ok=True)
+    out = ["## MPE at the reference's settings (`benchmarks/run_mpe_table2.sh`): the shape of the paper's Table 2", ""]
+    for task in sorted({k[0] for k in cells}):
+        qs = [q for q in T2_QUALITIES if any(k[:2] == (task, q) for k in cells)]
+        methods = [m for m in T2_LABELS if any(k[0] == task and k[2] == m for k in cells)]
+        a = next(rs[0]["args"] for k, rs in cells.items() if k[0] == task)
+        alphas = {q: next(rs[0]["args"]["alpha"] for k, rs in cells.items() if k[:2] == (task, q)) for q in qs}
+        out += [f"### {task}, continuous actions", "",
+                f"Data: `benchmarks/make_families.sh` (trained behaviour policies, 100 000 transitions per quality; the "
+                f"reference uses 1 000 000). Every method: {a['steps']} critic steps of batch {a['batch']} (actors every "
+                f"5th step, Polyak {a['polyak_tau']} per round of 5), lr {a['lr']}, γ {a['gamma']}, hidden {a['hidden']}, "
+                f"grad clip {a['grad_clip']}, α (CFCQL and MACQL) = "
+                + ", ".join(f"{alphas[q]:g} ({q})" for q in qs)
+                + f" from the reference's table, not swept here; greedy evaluation every {a['eval_every']} steps on "
+                f"{a['eval_episodes']} episodes. Normalised score 100·(R − random)/(expert − random) with the card's "
+                "references (the trained PPO expert). Cells: final score, mean ± std over seeds (seeds), [best evaluation]; "
+                "paper: appendix Table 2 on its own data (not comparable in level, only in shape).", "",
+                "| quality | data | " + " | ".join(T2_LABELS[m] for m in methods)
+                + " | CFCQL − MACQL (Δ / pooled σ) | paper CFCQL | paper MACQL |",
+                "|---|---|" + "---|" * len(methods) + "---|---|---|"]
+        for i, q in enumerate(qs):
+            ds = next((r["data_score"] for k, rs in cells.items() if k[:2] == (task, q) for r in rs), float("nan"))
+            row = f"| {q} | {ds:.1f} |"
+            finals = {}
+            for m in methods:
+                rs = cells.get((task, q, m), [])
+                if not rs:
+                    row += " |"
+                    continue
+                fm, fs = _mean_std([r["final"] for r in rs])
+                bm, _ = _mean_std([r["best"] for r in rs])
+                finals[m] = (fm, fs, len(rs))
+                row += f" {fm:.1f} ± {fs:.1f} ({len(rs)}) [{bm:.1f}] |"
+            if "cfcql" in finals and "macql" in finals and min(finals["cfcql"][2], finals["macql"][2]) >= 2:
+                (ma, sa, _), (mb, sb, _) = finals["cfcql"], finals["macql"]
+                sig = math.sqrt((sa ** 2 + sb ** 2) / 2)
+                row += f" {ma - mb:+.1f} ({(ma - mb) / sig if sig > 0 else float('nan'):+.1f}) |"
+            else:
+                row += " |"
+            paper = PAPER_TABLE2.get(task, {})
+            row += "".join(f" {paper[m][i]:g} |" if m in paper else " |" for m in ("cfcql", "macql"))
+            out.append(row)
+        out += ["", "The same runs' final raw returns (team return per 25-step episode, mean ± std over seeds; "
+                "references: random " + ", ".join(
+                    sorted({f"{r['refs']['random']:.2f}" for k, rs in cells.items() if k[0] == task for r in rs if r["refs"]}))
+                + ", expert " + ", ".join(
+                    sorted({f"{r['refs']['expert']:.2f}" for k, rs in cells.items() if k[0] == task for r in rs if r["refs"]}))
+                + "):", "",
+                "| quality | data | " + " | ".join(T2_LABELS[m] for m in methods) + " |",
+                "|---|---|" + "---|" * len(methods)]
+        for q in qs:
+            rs_q = [r for k, rs in cells.items() if k[:2] == (task, q) for r in rs]
+            row = f"| {q} | {rs_q[0]['data_raw']:.2f} |"
+            for m in methods:
+                rs = [r for r in cells.get((task, q, m), []) if r["refs"]]
+                if not rs:
+                    row += " |"
+                    continue
+                raw = [r["refs"]["random"] + r["final"] / 100 * (r["refs"]["expert"] - r["refs"]["random"]) for r in rs]
+                rm, rsd = _mean_std(raw)
+                row += f" {rm:.2f} ± {rsd:.2f} |"
+            out.append(row)
+        out.append("")
+        # learning curves and the critics' calibration, one panel per quality; mean over seeds, band = ± std
+        for name, ylabel, key in (("curves", "normalised score", None),
+                                  ("q_calibration", "mean Q1(s, a^D) − MC return", "diag_q_minus_mc")):
+            fig, axes = plt.subplots(1, len(qs), figsize=(3.4 * len(qs), 3), squeeze=False)
+            for ax, q in zip(axes[0], qs):
+                for m in methods:
+                    rs = cells.get((task, q, m), [])
+                    if not rs or (key and m == "bc"):
+                        continue
+                    pts = [r["curve"] if key is None else [(d["steps"], d.get(key, float("nan"))) for d in r["diagnostics"]]
+                           for r in rs]
+                    steps = [p[0] for p in pts[0]]
+                    ys = np.array([[p[1] for p in c][: len(steps)] for c in pts if len(c) >= len(steps)])
+                    mu, sd = ys.mean(0), ys.std(0)
+                    ax.plot(steps, mu, color=T2_COLORS[m], label=T2_LABELS[m])
+                    ax.fill_between(steps, mu - sd, mu + sd, color=T2_COLORS[m], alpha=0.15)
+                if key:
+                    ax.axhline(0.0, color="k", lw=0.8)
+                else:
+                    ds = next((r["data_score"] for k, rs in cells.items() if k[:2] == (task, q) for r in rs), None)
+                    if ds is not None:
+                        ax.axhline(ds, color="k", ls="--", lw=0.8)
+                ax.set_title(q)
+                ax.set_xlabel("critic steps")
+                ax.grid(alpha=0.3)
+            axes[0][0].set_ylabel(ylabel)
+            axes[0][0].legend(fontsize=7)
+            fig.tight_layout()
+            fig.savefig(FIGS / f"mpe_table2_{task}_{name}.png", dpi=90)
+            plt.close(fig)
+        out += [f"Learning curves (mean ± std over seeds; dashed: the data's own score): "
+                f"![curves](figures/mpe_table2_{task}_curves.png)", "",
+                "Critic calibration (mean Q1 on the dataset's own actions minus the discounted Monte-Carlo return from "
+                "the same steps; the MC return is cut at the 25-step episode limit): "
+                f"![Q calibration](figures/mpe_table2_{task}_q_calibration.png)", "",
+                "Final diagnostics (mean over seeds): Q1(s, a^D) − MC; Q1(s, π(o)) − Q1(s, a^D), the joint policy's "
+                "margin over the logged action; the share of agents whose policy action lies within 0.1 of the "
+                "logged one in every dimension; seconds per run.", "",
+                "| quality | method | Q(a^D) − MC | Q(π) − Q(a^D) | agreement | seconds |", "|---|---|---|---|---|---|"]
+        for q in qs:
+            for m in methods:
+                rs = cells.get((task, q, m), [])
+                if not rs:
+                    continue
+                last = [r["diagnostics"][-1] for r in rs]
+                g = lambda k: sum(d.get(k, float("nan")) for d in last) / len(last)  # noqa: E731
+                sec = sum(r["seconds"] for r in rs) / len(rs)
+                out.append(f"| {q} | {T2_LABELS[m]} | {g('diag_q_minus_mc'):.3g} | "
+                           f"{g('diag_q_greedy') - g('diag_q_data'):.3g} | {g('diag_agent_agreement'):.3f} | {sec:.0f} |")
+        out.append("")
+    return out
+
+
 def main() -> None:
     lines = ["# Results", "", "Generated by `python benchmarks/make_results.py` from `benchmarks/results/*.json`; "
              "the commands that produced each file are in the sections' scripts.", ""]
     for prefix, fig_prefix, title in SCALING_FAMILIES:
         lines += scaling_section(_scaling_runs(prefix), fig_prefix, title)
+    lines += table2_section()
     lines += spread_pilot_section()
     lines += spread_variants_section()
     lines += spread_signal_section()

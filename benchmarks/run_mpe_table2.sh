@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The paper's MPE Table 2 shape at the reference's training settings (docs/ALGORITHM.md §3, issue 13):
+# continuous MPE, batch 1 024, 10 000 critic steps (the reference's 2 001 rounds of 5), hidden 64, γ 0.95,
+# grad clip 0.5, Polyak 0.01, lr 0.01 (spread) / 0.001 (tag, world), α per task × quality from the
+# reference's table (the same α for CFCQL and MACQL), greedy evaluation every 1 000 steps on 32 episodes.
+# Data: the 100 000-transition families of `benchmarks/make_families.sh` (the reference uses 1 000 000).
+#
+# One JSON per (task, quality, method, seed) under benchmarks/results/mpe_table2/, written when the run
+# ends and skipped when it exists, so a stopped sweep resumes. Two single-threaded jobs side by side:
+#   bash benchmarks/make_families.sh mpe_spread_continuous
+#   TASK=mpe_spread SEEDS="0 1" bash benchmarks/run_mpe_table2.sh
+#   python benchmarks/make_results.py
+# JOB=a runs only CFCQL, JOB=b only the others (to split the work over two shells by hand).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TASK=${TASK:-mpe_spread}
+SEEDS=${SEEDS:-0 1 2}
+QUALITIES=${QUALITIES:-random medium-replay medium expert}
+STEPS=${STEPS:-10000}
+OUT=benchmarks/results/mpe_table2
+DATA=${DATA:-benchmarks/data/families}
+declare -A ALPHA=([mpe_spread.random]=0.5 [mpe_spread.medium-replay]=1.0 [mpe_spread.medium]=5.0 [mpe_spread.expert]=2.5
+                  [mpe_tag.random]=0.5 [mpe_tag.medium-replay]=0.5 [mpe_tag.medium]=0.6 [mpe_tag.expert]=2.0
+                  [mpe_world.random]=0.5 [mpe_world.medium-replay]=0.5 [mpe_world.medium]=0.32 [mpe_world.expert]=0.3)
+declare -A LR=([mpe_spread]=0.01 [mpe_tag]=0.001 [mpe_world]=0.001)
+mkdir -p "$OUT"
+
+run() {  # run QUALITY METHOD SEED
+  local q=$1 m=$2 s=$3 f="$OUT/${TASK}_$1_$2_s$3.json"
+  [ -f "$f" ] && { echo "keep $f"; return; }
+  python benchmarks/compare.py --dataset "$DATA/${TASK}_continuous/$q" --methods "$m" --seeds "$s" \
+    --steps "$STEPS" --eval-every 1000 --eval-episodes 32 --batch 1024 --lr "${LR[$TASK]}" --gamma 0.95 \
+    --grad-clip 0.5 --hidden 64 --polyak-tau 0.01 --alpha "${ALPHA[$TASK.$q]}" --out "$f.part" \
+    && mv "$f.part" "$f"
+}
+
+job_a() { for q in $QUALITIES; do for s in $SEEDS; do run "$q" cfcql "$s"; done; done; }
+job_b() {
+  for q in $QUALITIES; do
+    for s in $SEEDS; do run "$q" macql "$s"; done
+    for m in matd3bc bc; do for s in $SEEDS; do run "$q" $m "$s"; done; done
+  done
+}
+case "${JOB:-both}" in
+  a) job_a ;;
+  b) job_b ;;
+  *) job_a > "$DATA/table2_${TASK}_job_a.log" 2>&1 & job_b > "$DATA/table2_${TASK}_job_b.log" 2>&1 & wait ;;
+esac
