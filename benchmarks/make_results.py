@@ -732,8 +732,10 @@ def table2_section(folder: str = "mpe_table2") -> list[str]:
                 f"![Q calibration](figures/mpe_table2_{task}_q_calibration.png)", "",
                 "Final diagnostics (mean over seeds): Q1(s, a^D) − MC; Q1(s, π(o)) − Q1(s, a^D), the joint policy's "
                 "margin over the logged action; the share of agents whose policy action lies within 0.1 of the "
-                "logged one in every dimension; seconds per run.", "",
-                "| quality | method | Q(a^D) − MC | Q(π) − Q(a^D) | agreement | seconds |", "|---|---|---|---|---|---|"]
+                "logged one in every dimension; the share of action components at |π| ≥ 0.99 (saturated tanh; "
+                "recorded from this change on, blank before); seconds per run.", "",
+                "| quality | method | Q(a^D) − MC | Q(π) − Q(a^D) | agreement | saturated | seconds |",
+                "|---|---|---|---|---|---|---|"]
         for q in qs:
             for m in methods:
                 rs = cells.get((task, q, m), [])
@@ -742,8 +744,10 @@ def table2_section(folder: str = "mpe_table2") -> list[str]:
                 last = [r["diagnostics"][-1] for r in rs]
                 g = lambda k: sum(d.get(k, float("nan")) for d in last) / len(last)  # noqa: E731
                 sec = sum(r["seconds"] for r in rs) / len(rs)
-                out.append(f"| {q} | {T2_LABELS[m]} | {g('diag_q_minus_mc'):.3g} | "
-                           f"{g('diag_q_greedy') - g('diag_q_data'):.3g} | {g('diag_agent_agreement'):.3f} | {sec:.0f} |")
+                critic = "| |" if m == "bc" else f"{g('diag_q_minus_mc'):.3g} | {g('diag_q_greedy') - g('diag_q_data'):.3g} |"
+                out.append(f"| {q} | {T2_LABELS[m]} | {critic} {g('diag_agent_agreement'):.3f} | "
+                           f"{'' if math.isnan(g('diag_actor_saturation')) else format(g('diag_actor_saturation'), '.2f')} | "
+                           f"{sec:.0f} |")
         out.append("")
     return out
 

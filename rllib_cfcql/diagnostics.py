@@ -40,6 +40,8 @@ SUPPORT_PROB = 0.01
 RESOLVED_TAIL = 0.05
 #: continuous: |π_i(o_i) − a_i^D| ≤ this in every dimension counts as the logged action
 SUPPORT_RADIUS = 0.1
+# |π| at or above this is a saturated tanh (its gradient 1 − π² ≤ 0.02): the actor can hardly move back
+SATURATION = 0.99
 
 
 def mc_returns(reward: torch.Tensor, filled: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -112,7 +114,8 @@ def continuous_diagnostics(module, obs: torch.Tensor, state: torch.Tensor, actio
     actions [N, n, d], mc and tail [N]."""
     pi = module.actor(obs)  # [N, n, d]
     agree = ((pi - actions).abs() <= SUPPORT_RADIUS).all(-1).float()  # [N, n]
-    out = {K.DIAG_AGENT_AGREEMENT: agree.mean(), K.DIAG_MC_RETURN: mc.mean(), K.DIAG_TAIL_WEIGHT: tail.mean()}
+    out = {K.DIAG_AGENT_AGREEMENT: agree.mean(), K.DIAG_MC_RETURN: mc.mean(), K.DIAG_TAIL_WEIGHT: tail.mean(),
+           K.DIAG_ACTOR_SATURATION: (pi.abs() >= SATURATION).float().mean()}
     if not hasattr(module, "critic"):
         return out
     central = module.cfg["critic"] == "central"

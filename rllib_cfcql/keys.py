@@ -95,6 +95,7 @@ DIAG_Q_GREEDY = "diag_q_greedy"
 DIAG_GREEDY_IN_DATA = "diag_greedy_in_data"
 DIAG_Q_GREEDY_MINUS_MC = "diag_q_greedy_minus_mc"
 DIAG_AGENT_AGREEMENT = "diag_agent_agreement"
+DIAG_ACTOR_SATURATION = "diag_actor_saturation"
 DIAG_BETA_SUPPORT = "diag_beta_support"
 DIAG_BETA_PROB = "diag_beta_prob"
 SAMPLE_TIME = "learner_sample_time_s"  # time drawing minibatches in the learner, per iteration

@@ -262,6 +262,33 @@ def test_schedule_actor_every_round_critic_every_step_polyak_per_round(cdata):
     assert learner.num_grad_steps == 3 and learner.num_target_updates == 1
 
 
+def test_diagnostics_saturation_agreement_and_policy_value(cdata):
+    """diag_actor_saturation counts tanh-saturated action components; with the actors' output pinned to
+    +1 it is 1 and the agreement and Q(π) are those of the all-ones joint action, with it pinned to 0 it
+    is 0 and Q(π) is the critic at the zero action."""
+    from rllib_cfcql import diagnostics as D
+
+    d, ep = cdata
+    _, learner, module = make_learner(d, ep, diagnostics_episodes=4)
+    st, idx = learner.store, learner._diag_idx
+    T = st.actions.shape[1]
+    filled = st.filled[idx] > 0
+    state, acts = st.state[idx, :T][filled], st.actions[idx][filled]  # [N, S], [N, n, d]
+    out_layer = module.actor.mlp.out
+    for value, sat in ((10.0, 1.0), (0.0, 0.0)):
+        with torch.no_grad():
+            out_layer.weight.zero_()
+            out_layer.bias.fill_(value)
+        pi = torch.full_like(acts, math.tanh(value))
+        out = learner.diagnostics()
+        assert out[K.DIAG_ACTOR_SATURATION].item() == sat
+        agree = ((pi - acts).abs() <= D.SUPPORT_RADIUS).all(-1).float().mean()
+        assert out[K.DIAG_AGENT_AGREEMENT].item() == pytest.approx(agree.item())
+        with torch.no_grad():
+            q_pi = module.critic(state, pi)[0].mean()
+        assert out[K.DIAG_Q_GREEDY].item() == pytest.approx(q_pi.item(), rel=1e-5, abs=1e-6)
+
+
 def test_bc_mode_trains_only_the_actors(cdata):
     d, ep = cdata
     cfg, learner, module = make_learner(d, ep, mode="bc")
