@@ -51,6 +51,10 @@ def run_one(ds_dir, card, episodes, method, seed, a) -> dict:
         train = dict(CONTINUOUS_METHODS[method], cql_alpha=a.alpha, cf_tau=a.tau, lr=a.lr, gamma=a.gamma,
                      grad_clip=a.grad_clip, agent_hidden=a.hidden, train_batch_size_per_learner=a.batch,
                      cql_policy_samples=a.policy_samples, lambda_model=a.lambda_model, polyak_tau=a.polyak_tau)
+        if a.actor_objective:  # ablations: e.g. MACQL's joint penalty with CFCQL's counterfactual actor step
+            train["actor_objective"] = a.actor_objective
+        if a.actor_lr:
+            train["actor_lr"] = a.actor_lr
     else:
         train = dict(METHODS[method], cql_alpha=a.alpha, cf_tau=a.tau, agent_rnn=a.rnn, obs_last_action=a.rnn,
                      mixer=a.mixer, lr=a.lr, td_lambda=a.td_lambda, target_update_interval=a.target_update,
@@ -99,6 +103,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--polyak-tau", type=float, default=0.01)
     ap.add_argument("--policy-samples", action="store_true", help="continuous: CQL samples around the policies too")
     ap.add_argument("--lambda-model", default="uniform", choices=("uniform", "vae"))
+    ap.add_argument("--actor-objective", default=None,
+                    choices=("counterfactual", "joint", "td3bc", "independent", "omar"),
+                    help="continuous: override the method's actor objective (default: the method's own)")
+    ap.add_argument("--actor-lr", type=float, default=None, help="continuous: the actors' lr (default: --lr)")
     ap.add_argument("--out", default=None)
     return ap.parse_args(argv)
 

@@ -41,8 +41,26 @@ job_b() {
     for m in matd3bc bc; do for s in $SEEDS; do run "$q" $m "$s"; done; done
   done
 }
+# JOB=ablation: on one quality (ABL_Q, default medium-replay) and seed 0, which of CFCQL's two differences
+# from MACQL matters — the penalty or the actor step — and whether a smaller actor lr changes the picture.
+ablation() {  # ablation LABEL METHOD [compare.py flags]
+  local label=$1 m=$2 q=${ABL_Q:-medium-replay}; shift 2
+  local f="benchmarks/results/mpe_table2_ablation/${TASK}_${q}_${label}_s0.json"
+  [ -f "$f" ] && { echo "keep $f"; return; }
+  mkdir -p "$(dirname "$f")"
+  python benchmarks/compare.py --dataset "$DATA/${TASK}_continuous/$q" --methods "$m" --seeds 0 \
+    --steps "$STEPS" --eval-every 1000 --eval-episodes 32 --batch 1024 --lr "${LR[$TASK]}" --gamma 0.95 \
+    --grad-clip 0.5 --hidden 64 --polyak-tau 0.01 --alpha "${ALPHA[$TASK.$q]}" "$@" --out "$f.part" && mv "$f.part" "$f"
+}
+job_ablation() {
+  ablation macql-cf-actor macql --actor-objective counterfactual
+  ablation macql-actor-lr0.001 macql --actor-lr 0.001
+  ablation cfcql-joint-actor cfcql --actor-objective joint
+  ablation cfcql-actor-lr0.001 cfcql --actor-lr 0.001
+}
 case "${JOB:-both}" in
   a) job_a ;;
   b) job_b ;;
+  ablation) job_ablation ;;
   *) job_a > "$DATA/table2_${TASK}_job_a.log" 2>&1 & job_b > "$DATA/table2_${TASK}_job_b.log" 2>&1 & wait ;;
 esac
