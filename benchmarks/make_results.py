@@ -749,6 +749,45 @@ def table2_section(folder: str = "mpe_table2") -> list[str]:
                            f"{'' if math.isnan(g('diag_actor_saturation')) else format(g('diag_actor_saturation'), '.2f')} | "
                            f"{sec:.0f} |")
         out.append("")
+    out += table2_ablation_lines(cells)
+    return out
+
+
+ABLATIONS = {  # label -> (penalty, actor step, actor lr or None for --lr)
+    "cfcql": ("counterfactual", "counterfactual", None), "macql": ("joint", "joint", None),
+    "macql-cf-actor": ("joint", "counterfactual", None), "cfcql-joint-actor": ("counterfactual", "joint", None),
+    "macql-actor-lr0.001": ("joint", "joint", 0.001), "cfcql-actor-lr0.001": ("counterfactual", "counterfactual", 0.001),
+}
+
+
+def table2_ablation_lines(cells: dict, folder: str = "mpe_table2_ablation") -> list[str]:
+    """`run_mpe_table2.sh` JOB=ablation: CFCQL and MACQL differ in the penalty *and* in the actor step; which one
+    moves the score, and does a smaller actor lr change it (seed 0, one quality)."""
+    pat = re.compile(r"(mpe_[a-z]+)_(" + "|".join(T2_QUALITIES) + r")_([a-z0-9.-]+)_s0\.json")
+    runs = {}
+    for f in sorted((RES / folder).glob("*.json")):
+        m = pat.fullmatch(f.name)
+        if m and m[3] in ABLATIONS:
+            runs[(m[1], m[2], m[3])] = json.loads(f.read_text())["rows"][0]
+    if not runs:
+        return []
+    out = ["**Which difference matters** (`JOB=ablation bash benchmarks/run_mpe_table2.sh`, seed 0, same settings "
+           "as the table; the first rows are the table's own seed-0 runs). CFCQL's counterfactual actor step moves one "
+           "agent at a time with the others at their logged actions, MACQL's joint step moves all of them; "
+           "the saturation column is blank for runs recorded before it existed.", "",
+           "| task | quality | penalty | actor step | actor lr | final | best | Q(a^D) − MC | Q(π) − Q(a^D) | saturated |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for task, q in sorted({k[:2] for k in runs}):
+        rows = [(m, r) for m in ("cfcql", "macql") for r in cells.get((task, q, m), []) if r["seed"] == 0]
+        rows += [(label, runs[(task, q, label)]) for label in ABLATIONS if (task, q, label) in runs]
+        for label, r in rows:
+            pen, act, lr = ABLATIONS[label]
+            d = r["diagnostics"][-1]
+            sat = d.get("diag_actor_saturation")
+            out.append(f"| {task} | {q} | {pen} | {act} | {lr or r['args']['lr']:g} | {r['final']:.1f} | {r['best']:.1f} | "
+                       f"{d['diag_q_minus_mc']:.3g} | {d['diag_q_greedy'] - d['diag_q_data']:.3g} | "
+                       f"{'' if sat is None else format(sat, '.2f')} |")
+    out.append("")
     return out
 
 
