@@ -757,6 +757,7 @@ ABLATIONS = {  # label -> (penalty, actor step, actor lr or None for --lr)
     "cfcql": ("counterfactual", "counterfactual", None), "macql": ("joint", "joint", None),
     "macql-cf-actor": ("joint", "counterfactual", None), "cfcql-joint-actor": ("counterfactual", "joint", None),
     "macql-actor-lr0.001": ("joint", "joint", 0.001), "cfcql-actor-lr0.001": ("counterfactual", "counterfactual", 0.001),
+    "macql-policy-samples": ("joint, + samples around π", "joint", None),
 }
 
 
@@ -768,7 +769,8 @@ def table2_ablation_lines(cells: dict, folder: str = "mpe_table2_ablation") -> l
     for f in sorted((RES / folder).glob("*.json")):
         m = pat.fullmatch(f.name)
         if m and m[3] in ABLATIONS:
-            runs[(m[1], m[2], m[3])] = json.loads(f.read_text())["rows"][0]
+            d = json.loads(f.read_text())
+            runs[(m[1], m[2], m[3])] = {**d["rows"][0], "args": d["args"]}
     if not runs:
         return []
     out = ["**Which difference matters** (`JOB=ablation bash benchmarks/run_mpe_table2.sh`, seed 0, same settings "
