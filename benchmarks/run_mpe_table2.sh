@@ -44,7 +44,7 @@ job_b() {
 # JOB=ablation: on one quality (ABL_Q, default medium-replay) and seed 0, which of CFCQL's two differences
 # from MACQL matters — the penalty or the actor step — and whether a smaller actor lr changes the picture.
 ablation() {  # ablation LABEL METHOD [compare.py flags]
-  local label=$1 m=$2 q=${ABL_Q:-medium-replay}; shift 2
+  local label=$1 m=$2 q=${ABL_Q:-medium-replay}; shift 2  # ABL_Q: the quality
   local f="benchmarks/results/mpe_table2_ablation/${TASK}_${q}_${label}_s0.json"
   [ -f "$f" ] && { echo "keep $f"; return; }
   mkdir -p "$(dirname "$f")"
@@ -57,6 +57,7 @@ job_ablation() {
   ablation macql-actor-lr0.001 macql --actor-lr 0.001
   ablation cfcql-joint-actor cfcql --actor-objective joint
   ablation cfcql-actor-lr0.001 cfcql --actor-lr 0.001
+  ABL_Q=medium ablation macql-policy-samples macql --policy-samples  # penalty samples at π (MuJoCo's setting)
 }
 case "${JOB:-both}" in
   a) job_a ;;
