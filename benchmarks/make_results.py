@@ -611,10 +611,14 @@ def _table2_cells(folder: str = "mpe_table2") -> dict:
             refs = json.loads(card.read_text())["reference_returns"] if card.exists() else None
         for r in d["rows"]:
             r["args"], r["refs"], r["data_raw"] = d["args"], refs, d["data_return"]["mean"]
-            r["data_score"] = (100 * (d["data_return"]["mean"] - refs["random"]) / (refs["expert"] - refs["random"])
-                               if refs else float("nan"))
+            r["data_score"] = _norm({"data_return": d["data_return"], "reference_returns": refs}) if refs else float("nan")
             cells.setdefault((m[1], m[2], m[3]), []).append(r)
     return cells
+
+
+def _t2_data_score(cells: dict, task: str, quality: str) -> float:
+    """The dataset's own normalised score, from any run on it (NaN when none knows it)."""
+    return next((r["data_score"] for k, rs in cells.items() if k[:2] == (task, quality) for r in rs), float("nan"))
 
 
 def table2_section(folder: str = "mpe_table2") -> list[str]:
@@ -653,8 +657,7 @@ def table2_section(folder: str = "mpe_table2") -> list[str]:
                 + " | CFCQL − MACQL (Δ / pooled σ) | paper CFCQL | paper MACQL |",
                 "|---|---|" + "---|" * len(methods) + "---|---|---|"]
         for i, q in enumerate(qs):
-            ds = next((r["data_score"] for k, rs in cells.items() if k[:2] == (task, q) for r in rs), float("nan"))
-            row = f"| {q} | {ds:.1f} |"
+            row = f"| {q} | {_t2_data_score(cells, task, q):.1f} |"
             finals = {}
             for m in methods:
                 rs = cells.get((task, q, m), [])
@@ -714,9 +717,7 @@ def table2_section(folder: str = "mpe_table2") -> list[str]:
                 if key:
                     ax.axhline(0.0, color="k", lw=0.8)
                 else:
-                    ds = next((r["data_score"] for k, rs in cells.items() if k[:2] == (task, q) for r in rs), None)
-                    if ds is not None:
-                        ax.axhline(ds, color="k", ls="--", lw=0.8)
+                    ax.axhline(_t2_data_score(cells, task, q), color="k", ls="--", lw=0.8)
                 ax.set_title(q)
                 ax.set_xlabel("critic steps")
                 ax.grid(alpha=0.3)
