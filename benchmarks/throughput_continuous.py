@@ -1,6 +1,7 @@
 """Continuous CFCQL throughput on this machine, side by side in one run.
 
     python benchmarks/throughput_continuous.py [--steps 50] [--threads 1] [--out benchmarks/results/throughput_continuous.json]
+    python benchmarks/throughput_continuous.py --malloc-ab 3 --shapes mpe_spread_n3,mpe_spread_n3_ps --variants cfcql
 
 Shapes (the reference's): MPE cooperative navigation with 3 and 10 agents,
 batch 1024, hidden 64, 10 uniform CQL samples per agent; MaMuJoCo HalfCheetah
@@ -37,6 +38,9 @@ SHAPES = {
                            hidden=64, policy_samples=False),
     "mamujoco_halfcheetah_2x3": dict(task="mamujoco_halfcheetah_2x3", env_config={}, batch=256, hidden=256,
                                      policy_samples=True),
+    # the MPE table's CFCQL with penalty samples around the policies too (run_mpe_table2.sh JOB=ps)
+    "mpe_spread_n3_ps": dict(task="mpe_spread", env_config={"continuous_actions": True, "n_agents": 3}, batch=1024,
+                             hidden=64, policy_samples=True),
 }
 VARIANTS = {"cfcql": {}, "cfcql_vae": {"lambda_model": "vae"}, "macql": {"penalty": "joint"}}
 
@@ -49,13 +53,14 @@ def collect(task, env_config, episodes=4):
     return rollout(make_team_env(task, env_config), BehaviourPolicy("random"), episodes, seed=0)
 
 
-def build(shape, ep, variant):
+def build(shape, ep, variant, keep_freed_memory=True):
     from rllib_cfcql import CFCQLConfig
 
     cfg = (CFCQLConfig().environment(shape["task"], env_config=shape["env_config"])
            .offline_data(input_=["offline_data"])  # not read: data is handed to the learner
            .training(train_batch_size_per_learner=shape["batch"], agent_hidden=shape["hidden"], cql_alpha=1.0,
                      cql_policy_samples=shape["policy_samples"], grad_clip=0.5, learner_torch_threads=0,
+                     learner_keep_freed_memory=keep_freed_memory,
                      **VARIANTS[variant]))
     cfg.validate()
     learner = cfg.build_learner(env=None)
@@ -103,7 +108,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--keep-freed-memory", default="on", choices=("on", "off"),
+                    help="the learner's learner_keep_freed_memory (glibc mallopt; rllib_cfcql.core.malloc)")
+    ap.add_argument("--malloc-ab", type=int, default=0, metavar="ROUNDS",
+                    help="instead: learner steps/s with keep-freed-memory on and off, in fresh processes "
+                         "alternating ROUNDS times, and their ratio")
     a = ap.parse_args()
+    if a.malloc_ab:
+        return malloc_ab(a)
     torch.set_num_threads(a.threads)
     rows = []
     print(f"torch threads: {torch.get_num_threads()}; a step = one critic step (+ actor every 5th)")
@@ -112,7 +124,7 @@ def main() -> None:
         shape = SHAPES[name]
         ep = collect(shape["task"], shape["env_config"])
         for variant in a.variants.split(","):
-            cfg, learner = build(shape, ep, variant)
+            cfg, learner = build(shape, ep, variant, a.keep_freed_memory == "on")
             learner.train_steps(5)  # warm-up
             bare = bare_loop(cfg, learner, a.steps)
             lrn = learner_loop(learner, a.steps)
@@ -126,6 +138,35 @@ def main() -> None:
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps({"threads": a.threads, "steps": a.steps, "rows": rows}, indent=1))
+
+
+def malloc_ab(a) -> None:
+    """Fresh processes, on/off alternating (the order flipped every round): a process's heap cannot be
+    put back once it has kept its blocks, so the two settings never share one."""
+    import statistics
+    import subprocess
+    import sys
+
+    per = {"on": [], "off": []}
+    for r in range(a.malloc_ab):
+        for mode in (("on", "off") if r % 2 == 0 else ("off", "on")):
+            out = subprocess.run([sys.executable, __file__, "--shapes", a.shapes, "--variants", a.variants,
+                                  "--steps", str(a.steps), "--threads", str(a.threads), "--keep-freed-memory", mode],
+                                 capture_output=True, text=True, check=True).stdout
+            rates = [float(line.split()[3]) for line in out.splitlines() if line.split()[:1]
+                     and line.split()[0] in a.shapes.split(",")]
+            per[mode].append(rates)
+            print(f"round {r} keep-freed-memory {mode:3s}: learner steps/s {rates}", flush=True)
+    cols = [f"{s}/{v}" for s in a.shapes.split(",") for v in a.variants.split(",")]
+    rows = []
+    for j, col in enumerate(cols):
+        on, off = (statistics.median(x[j] for x in per[m]) for m in ("on", "off"))
+        rows.append({"case": col, "on": on, "off": off, "ratio": round(on / off, 2)})
+        print(f"{col:36s} median learner steps/s: on {on:.2f}, off {off:.2f}, on/off {on / off:.2f}x")
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(json.dumps({"threads": a.threads, "steps": a.steps, "rounds": a.malloc_ab,
+                                           "per_round": per, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -130,6 +130,7 @@ class CFCQLConfig(AlgorithmConfig):
         self.spec: Optional[Dict[str, Any]] = None
         self.trust_dataset_card = False
         self.learner_torch_threads = 1
+        self.learner_keep_freed_memory = True
         self.diagnostics_episodes = 32
         # --- offline data / evaluation defaults ---
         self.offline_data_class = TeamOfflineData
@@ -197,6 +198,7 @@ class CFCQLConfig(AlgorithmConfig):
         spec: Optional[Dict[str, Any]] = NotProvided,
         trust_dataset_card: Optional[bool] = NotProvided,
         learner_torch_threads: Optional[int] = NotProvided,
+        learner_keep_freed_memory: Optional[bool] = NotProvided,
         diagnostics_episodes: Optional[int] = NotProvided,
         critic: Optional[str] = NotProvided,
         actor_objective: Optional[str] = NotProvided,
@@ -281,6 +283,10 @@ class CFCQLConfig(AlgorithmConfig):
             trust_dataset_card: train on a dataset whose files no longer match its card's content hash
                 (the card's reference returns and statistics then describe other data) [False].
             learner_torch_threads: torch threads in a CPU learner process; 0 leaves torch's default [1].
+            learner_keep_freed_memory: CPU learner on glibc: keep freed blocks below 1 GiB in the heap instead of
+                returning them to the OS after every step (``mallopt``; rllib_cfcql.core.malloc). Halves a
+                continuous CFCQL step at the reference's MPE shape here; a process then holds the memory of
+                its largest step. ``MALLOC_*`` environment variables win [True].
             diagnostics_episodes: dataset episodes (the first of each learner's shard) on which value
                 calibration and policy support are measured every iteration (docs/DIAGNOSTICS.md);
                 0 turns the diagnostics off [32].
@@ -429,6 +435,8 @@ class CFCQLConfig(AlgorithmConfig):
         number("bc_pretrain_steps", 0, integer=True)
         number("bc_lr", 0.0, lo_open=True)
         number("learner_torch_threads", 0, integer=True)
+        if not isinstance(self.learner_keep_freed_memory, bool):
+            self._fail("learner_keep_freed_memory", self.learner_keep_freed_memory, "True or False")
         number("diagnostics_episodes", 0, integer=True)
         if isinstance(self.lr, (int, float)):
             number("lr", 0.0, lo_open=True)

@@ -30,6 +30,7 @@ from ray.rllib.utils.metrics import ALL_MODULES
 from rllib_cfcql import diagnostics as D
 from rllib_cfcql import keys as K
 from rllib_cfcql.data.schema import EpisodeArrays
+from rllib_cfcql.core.malloc import keep_freed_memory
 from rllib_cfcql.data.store import EpisodeStore
 
 
@@ -39,6 +40,9 @@ class ResidentLearner(TorchLearner):
             # RLlib sets this only in its worker processes; a driver-side learner on a
             # small CPU box otherwise oversubscribes cores (measured 2.4x slower on 2 cores).
             torch.set_num_threads(int(self.config.learner_torch_threads))
+        # glibc hands a step's large temporaries back to the OS and faults them in again next step
+        self.malloc_settings = (keep_freed_memory() if self.config.learner_keep_freed_memory
+                                and not torch.cuda.is_available() else {})
         super().build()
         self.store: EpisodeStore | None = None
         self.num_grad_steps = 0
