@@ -25,12 +25,13 @@ declare -A ALPHA=([mpe_spread.random]=0.5 [mpe_spread.medium-replay]=1.0 [mpe_sp
 declare -A LR=([mpe_spread]=0.01 [mpe_tag]=0.001 [mpe_world]=0.001)
 mkdir -p "$OUT"
 
-run() {  # run QUALITY METHOD SEED
-  local q=$1 m=$2 s=$3 f="$OUT/${TASK}_$1_$2_s$3.json"
+run() {  # run QUALITY METHOD SEED [LABEL-SUFFIX compare.py flags]
+  local q=$1 m=$2 s=$3 suffix=${4:-}; shift 3; [ $# -gt 0 ] && shift
+  local f="$OUT/${TASK}_${q}_${m}${suffix}_s${s}.json"
   [ -f "$f" ] && { echo "keep $f"; return; }
   python benchmarks/compare.py --dataset "$DATA/${TASK}_continuous/$q" --methods "$m" --seeds "$s" \
     --steps "$STEPS" --eval-every 1000 --eval-episodes 32 --batch 1024 --lr "${LR[$TASK]}" --gamma 0.95 \
-    --grad-clip 0.5 --hidden 64 --polyak-tau 0.01 --alpha "${ALPHA[$TASK.$q]}" --out "$f.part" \
+    --grad-clip 0.5 --hidden 64 --polyak-tau 0.01 --alpha "${ALPHA[$TASK.$q]}" "$@" --out "$f.part" \
     && mv "$f.part" "$f"
 }
 
@@ -41,6 +42,9 @@ job_b() {
     for m in matd3bc bc; do for s in $SEEDS; do run "$q" $m "$s"; done; done
   done
 }
+# JOB=ps / ps_b: CFCQL / MACQL with penalty samples around the current and next-state policy as well as
+# the uniform ones (MuJoCo's setting; label suffix "-ps"), on PS_QUALITIES (default medium expert).
+job_ps() { for s in $SEEDS; do for q in ${PS_QUALITIES:-medium expert}; do run "$q" "$1" "$s" -ps --policy-samples; done; done; }
 # JOB=ablation: on one quality (ABL_Q, default medium-replay) and seed 0, which of CFCQL's two differences
 # from MACQL matters — the penalty or the actor step — and whether a smaller actor lr changes the picture.
 ablation() {  # ablation LABEL METHOD [compare.py flags]
@@ -63,5 +67,7 @@ case "${JOB:-both}" in
   a) job_a ;;
   b) job_b ;;
   ablation) job_ablation ;;
+  ps) job_ps cfcql ;;
+  ps_b) job_ps macql ;;
   *) job_a > "$DATA/table2_${TASK}_job_a.log" 2>&1 & job_b > "$DATA/table2_${TASK}_job_b.log" 2>&1 & wait ;;
 esac
