@@ -590,16 +590,19 @@ PAPER_TABLE2 = {
     "mpe_world": {"cfcql": (68.0, 73.4, 93.8, 119.7), "macql": (11.7, 13.2, 67.4, 99.7), "omar": (5.9, 42.9, 74.6, 110.4)},
 }
 T2_QUALITIES = ("random", "medium-replay", "medium", "expert")
-T2_LABELS = {"cfcql": "CFCQL", "macql": "MACQL", "icql": "ICQL", "omar": "OMAR", "matd3bc": "MATD3+BC", "bc": "BC"}
-T2_COLORS = {"cfcql": "tab:red", "macql": "tab:blue", "icql": "tab:purple", "omar": "tab:orange", "matd3bc": "tab:brown",
-             "bc": "tab:green"}
+# "-ps": penalty samples around the current and next-state policy as well as the uniform ones (JOB=ps)
+T2_LABELS = {"cfcql": "CFCQL", "cfcql-ps": "CFCQL+PS", "macql": "MACQL", "macql-ps": "MACQL+PS", "icql": "ICQL",
+             "omar": "OMAR", "matd3bc": "MATD3+BC", "bc": "BC"}
+T2_COLORS = {"cfcql": "tab:red", "cfcql-ps": "darkred", "macql": "tab:blue", "macql-ps": "navy", "icql": "tab:purple",
+             "omar": "tab:orange", "matd3bc": "tab:brown", "bc": "tab:green"}
+T2_PAIRS = (("cfcql", "macql"), ("cfcql-ps", "macql-ps"))  # the Δ / pooled σ columns
 
 
 def _table2_cells(folder: str = "mpe_table2") -> dict:
     """(task, quality, method) -> the finished runs (one per seed) of benchmarks/run_mpe_table2.sh, each
     with ``data_score`` (the dataset's own normalised return) when its file or its card knows it."""
     cells: dict = {}
-    pat = re.compile(r"(mpe_[a-z]+)_(" + "|".join(T2_QUALITIES) + r")_([a-z0-9]+)_s(\d+)\.json")
+    pat = re.compile(r"(mpe_[a-z]+)_(" + "|".join(T2_QUALITIES) + r")_([a-z0-9]+(?:-ps)?)_s(\d+)\.json")
     for f in sorted((RES / folder).glob("*.json")):
         m = pat.fullmatch(f.name)
         if not m:
@@ -613,6 +616,13 @@ def _table2_cells(folder: str = "mpe_table2") -> dict:
             r["args"], r["refs"], r["data_raw"] = d["args"], refs, d["data_return"]["mean"]
             r["data_score"] = _norm({"data_return": d["data_return"], "reference_returns": refs}) if refs else float("nan")
             cells.setdefault((m[1], m[2], m[3]), []).append(r)
+    # a run written before compare.py stored the references, whose data is not on this machine: the
+    # references of another run on the same dataset (one card per task × quality)
+    known = {(k[0], k[1]): r for k, rs in cells.items() for r in rs if r["refs"]}
+    for k, rs in cells.items():
+        for r in rs:
+            if r["refs"] is None and (k[0], k[1]) in known:
+                r["refs"], r["data_score"] = known[k[:2]]["refs"], known[k[:2]]["data_score"]
     return cells
 
 
@@ -641,6 +651,7 @@ def table2_section(folder: str = "mpe_table2") -> list[str]:
     for task in sorted({k[0] for k in cells}):
         qs = [q for q in T2_QUALITIES if any(k[:2] == (task, q) for k in cells)]
         methods = [m for m in T2_LABELS if any(k[0] == task and k[2] == m for k in cells)]
+        pairs = [p for p in T2_PAIRS if all(any(k[0] == task and k[2] == m for k in cells) for m in p)]
         a = next(rs[0]["args"] for k, rs in cells.items() if k[0] == task)
         alphas = {q: next(rs[0]["args"]["alpha"] for k, rs in cells.items() if k[:2] == (task, q)) for q in qs}
         out += [f"### {task}, continuous actions", "",
@@ -652,10 +663,12 @@ def table2_section(folder: str = "mpe_table2") -> list[str]:
                 + f" from the reference's table, not swept here; greedy evaluation every {a['eval_every']} steps on "
                 f"{a['eval_episodes']} episodes. Normalised score 100·(R − random)/(expert − random) with the card's "
                 "references (the trained PPO expert). Cells: final score, mean ± std over seeds (seeds), [best evaluation]; "
-                "paper: appendix Table 2 on its own data (not comparable in level, only in shape).", "",
+                "paper: appendix Table 2 on its own data (not comparable in level, only in shape). +PS: the penalty's "
+                f"samples also around the current and the next-state policy (σ 0.2, {a.get('cql_samples', 10)} each; the "
+                "reference's MuJoCo setting), otherwise the same settings.", "",
                 "| quality | data | " + " | ".join(T2_LABELS[m] for m in methods)
-                + " | CFCQL − MACQL (Δ / pooled σ) | paper CFCQL | paper MACQL |",
-                "|---|---|" + "---|" * len(methods) + "---|---|---|"]
+                + "".join(f" | {T2_LABELS[x]} − {T2_LABELS[y]} (Δ / pooled σ)" for x, y in pairs) + " | paper CFCQL | paper MACQL |",
+                "|---|---|" + "---|" * (len(methods) + len(pairs)) + "---|---|"]
         for i, q in enumerate(qs):
             row = f"| {q} | {_t2_data_score(cells, task, q):.1f} |"
             finals = {}
@@ -668,12 +681,13 @@ def table2_section(folder: str = "mpe_table2") -> list[str]:
                 bm, _ = _mean_std([r["best"] for r in rs])
                 finals[m] = (fm, fs, len(rs))
                 row += f" {fm:.1f} ± {fs:.1f} ({len(rs)}) [{bm:.1f}] |"
-            if "cfcql" in finals and "macql" in finals and min(finals["cfcql"][2], finals["macql"][2]) >= 2:
-                (ma, sa, _), (mb, sb, _) = finals["cfcql"], finals["macql"]
-                sig = math.sqrt((sa ** 2 + sb ** 2) / 2)
-                row += f" {ma - mb:+.1f} ({(ma - mb) / sig if sig > 0 else float('nan'):+.1f}) |"
-            else:
-                row += " |"
+            for x, y in pairs:
+                if x in finals and y in finals and min(finals[x][2], finals[y][2]) >= 2:
+                    (ma, sa, _), (mb, sb, _) = finals[x], finals[y]
+                    sig = math.sqrt((sa ** 2 + sb ** 2) / 2)
+                    row += f" {ma - mb:+.1f} ({(ma - mb) / sig if sig > 0 else float('nan'):+.1f}) |"
+                else:
+                    row += " |"
             paper = PAPER_TABLE2.get(task, {})
             row += "".join(f" {paper[m][i]:g} |" if m in paper else " |" for m in ("cfcql", "macql"))
             out.append(row)

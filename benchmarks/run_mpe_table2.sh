@@ -6,7 +6,8 @@
 # Data: the 100 000-transition families of `benchmarks/make_families.sh` (the reference uses 1 000 000).
 #
 # One JSON per (task, quality, method, seed) under benchmarks/results/mpe_table2/, written when the run
-# ends and skipped when it exists, so a stopped sweep resumes. Two single-threaded jobs side by side:
+# ends and skipped when it exists, so a stopped sweep resumes; a run another job is making (its .lock) is
+# skipped too, so two single-threaded jobs side by side can walk the same list:
 #   bash benchmarks/make_families.sh mpe_spread_continuous
 #   TASK=mpe_spread SEEDS="0 1" bash benchmarks/run_mpe_table2.sh
 #   python benchmarks/make_results.py
@@ -29,10 +30,13 @@ run() {  # run QUALITY METHOD SEED [LABEL-SUFFIX compare.py flags]
   local q=$1 m=$2 s=$3 suffix=${4:-}; shift 3; [ $# -gt 0 ] && shift
   local f="$OUT/${TASK}_${q}_${m}${suffix}_s${s}.json"
   [ -f "$f" ] && { echo "keep $f"; return; }
+  # a run another job has started is left to it (a killed job leaves its .lock: delete it to run again)
+  ( set -o noclobber; echo $$ > "$f.lock" ) 2>/dev/null || { echo "busy $f"; return; }
   python benchmarks/compare.py --dataset "$DATA/${TASK}_continuous/$q" --methods "$m" --seeds "$s" \
     --steps "$STEPS" --eval-every 1000 --eval-episodes 32 --batch 1024 --lr "${LR[$TASK]}" --gamma 0.95 \
     --grad-clip 0.5 --hidden 64 --polyak-tau 0.01 --alpha "${ALPHA[$TASK.$q]}" "$@" --out "$f.part" \
     && mv "$f.part" "$f"
+  rm -f "$f.lock"
 }
 
 job_a() { for q in $QUALITIES; do for s in $SEEDS; do run "$q" cfcql "$s"; done; done; }
