@@ -1,6 +1,7 @@
 """Discrete CFCQL throughput on this machine, side by side in one run.
 
     python benchmarks/throughput.py [--agents 3,6,10] [--steps 20] [--threads 1] [--out benchmarks/results/throughput.json]
+    python benchmarks/throughput.py --malloc-ab 3 --agents 3,6,10 --steps 6 --out benchmarks/results/throughput_malloc.json
 
 For each shape — GRU agents on 128 whole episodes of 50 steps (the reference's
 shape), and MLP agents on 1024 transitions — and each team size, on Equal_Line
@@ -41,13 +42,14 @@ def make_episodes(n: int, episodes: int, limit: int = 50):
                    BehaviourPolicy("medium_expert:0.3"), episodes, seed=0)
 
 
-def build(n: int, ep, rnn: bool, batch: int):
+def build(n: int, ep, rnn: bool, batch: int, keep_freed_memory: bool = True):
     from rllib_cfcql import CFCQLConfig
 
     cfg = (CFCQLConfig().environment("equal_line", env_config={"n_agents": n, "episode_limit": 50})
            .offline_data(input_=["offline_data"])  # not read: data is handed to the learner
            .training(agent_rnn=rnn, obs_last_action=rnn, batch_unit="episodes" if rnn else "transitions",
-                     train_batch_size_per_learner=batch, cf_tau=1.0, cql_alpha=1.0, learner_torch_threads=0))
+                     train_batch_size_per_learner=batch, cf_tau=1.0, cql_alpha=1.0, learner_torch_threads=0,
+                     learner_keep_freed_memory=keep_freed_memory))
     cfg.validate()
     learner = cfg.build_learner(env=None)
     learner.set_dataset(ep, 1, 0)  # β left at init: its logits are precomputed once either way
@@ -56,7 +58,7 @@ def build(n: int, ep, rnn: bool, batch: int):
 
 def bare_loop(cfg, learner, steps: int) -> float:
     """The same module and loss in a plain torch loop."""
-    from rllib_cfcql.discrete.learner import compute_cfcql_loss
+    from rllib_cfcql.discrete.loss import cfcql_loss
 
     m = learner.module["default_policy"].unwrapped()
     params = list(m.agent.parameters()) + list(m.mixer.parameters())
@@ -66,7 +68,7 @@ def bare_loop(cfg, learner, steps: int) -> float:
     def step(i):
         batch = store.sample(bs)
         fwd = m.forward_train(batch)
-        terms, _ = compute_cfcql_loss(cfg, batch, fwd)
+        terms = cfcql_loss(cfg, batch, fwd)
         opt.zero_grad(set_to_none=True)
         terms.total.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
@@ -135,7 +137,17 @@ def main() -> None:
     ap.add_argument("--ray-dataset", default="offline_data/equal_line_n4")
     ap.add_argument("--skip-ray", action="store_true")
     ap.add_argument("--out", default="benchmarks/results/throughput.json")
+    ap.add_argument("--keep-freed-memory", default="on", choices=("on", "off"),
+                    help="the learner's learner_keep_freed_memory (glibc mallopt; rllib_cfcql.core.malloc)")
+    ap.add_argument("--malloc-ab", type=int, default=0, metavar="ROUNDS",
+                    help="instead: learner steps/s with keep-freed-memory on and off (benchmarks/malloc_ab.py)")
     a = ap.parse_args()
+    if a.malloc_ab:
+        import malloc_ab
+
+        malloc_ab.run(__file__, ["--agents", a.agents, "--steps", str(a.steps), "--threads", str(a.threads),
+                                 "--skip-ray", "--out", "/dev/null"], a.malloc_ab, a.out)
+        return
     torch.set_num_threads(a.threads)
     rows = []
     print(f"torch threads: {a.threads}")
@@ -144,7 +156,7 @@ def main() -> None:
     for n in [int(x) for x in a.agents.split(",")]:
         ep = make_episodes(n, 300)
         for rnn, batch, shape in ((True, 128, "gru_128_episodes"), (False, 1024, "mlp_1024_transitions")):
-            cfg, learner = build(n, ep, rnn, batch)
+            cfg, learner = build(n, ep, rnn, batch, a.keep_freed_memory == "on")
             bare = bare_loop(cfg, learner, a.steps)
             sps, ts, tu = learner_loop(learner, a.steps)
             trans = sps * batch * (50 if rnn else 1)
@@ -155,6 +167,9 @@ def main() -> None:
             rows.append(row)
             print(f"{shape:24s} {n:3d} {bare:10.2f} {sps:10.2f} {100 * row['rllib_overhead']:8.1f}% "
                   f"{trans:9.0f} {ts:9.3f} {tu:9.3f} {(f'{sps / ref:6.1f}x') if ref else '':>7s}", flush=True)
+    import malloc_ab
+
+    malloc_ab.report({f"{r['shape']}/n{r['n_agents']}": r["rllib_steps_per_s"] for r in rows})
     result = {"in_process": rows}
     if not a.skip_ray:
         result["through_ray"] = through_ray(a.ray_dataset, a.steps)
@@ -162,8 +177,9 @@ def main() -> None:
             print(f"ray {k}: setup {v['setup_s']} s (ray.data read {v['data_read_s']} s), first update "
                   f"{v['first_update_after_train_call_s']} s after train(), {v['steps_per_s']} steps/s "
                   f"(sample {v['sample_time_s']} s / update {v['update_time_s']} s of {v['iteration_wall_s']} s)")
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(result, indent=1, default=float))
+    if a.out != "/dev/null":
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(json.dumps(result, indent=1, default=float))
 
 
 if __name__ == "__main__":

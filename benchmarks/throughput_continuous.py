@@ -111,11 +111,14 @@ def main() -> None:
     ap.add_argument("--keep-freed-memory", default="on", choices=("on", "off"),
                     help="the learner's learner_keep_freed_memory (glibc mallopt; rllib_cfcql.core.malloc)")
     ap.add_argument("--malloc-ab", type=int, default=0, metavar="ROUNDS",
-                    help="instead: learner steps/s with keep-freed-memory on and off, in fresh processes "
-                         "alternating ROUNDS times, and their ratio")
+                    help="instead: learner steps/s with keep-freed-memory on and off (benchmarks/malloc_ab.py)")
     a = ap.parse_args()
     if a.malloc_ab:
-        return malloc_ab(a)
+        import malloc_ab
+
+        malloc_ab.run(__file__, ["--shapes", a.shapes, "--variants", a.variants, "--steps", str(a.steps),
+                                 "--threads", str(a.threads)], a.malloc_ab, a.out)
+        return
     torch.set_num_threads(a.threads)
     rows = []
     print(f"torch threads: {torch.get_num_threads()}; a step = one critic step (+ actor every 5th)")
@@ -135,38 +138,12 @@ def main() -> None:
             rows.append(row)
             print(f"{name:26s} {variant:10s} {bare:8.2f} {lrn:10.2f} {100 * (bare / lrn - 1):8.1f}% "
                   f"{(f'{lrn / ref:.1f}x') if ref else '':>8s}", flush=True)
+    import malloc_ab
+
+    malloc_ab.report({f"{r['shape']}/{r['variant']}": r["learner_steps_per_s"] for r in rows})
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps({"threads": a.threads, "steps": a.steps, "rows": rows}, indent=1))
-
-
-def malloc_ab(a) -> None:
-    """Fresh processes, on/off alternating (the order flipped every round): a process's heap cannot be
-    put back once it has kept its blocks, so the two settings never share one."""
-    import statistics
-    import subprocess
-    import sys
-
-    per = {"on": [], "off": []}
-    for r in range(a.malloc_ab):
-        for mode in (("on", "off") if r % 2 == 0 else ("off", "on")):
-            out = subprocess.run([sys.executable, __file__, "--shapes", a.shapes, "--variants", a.variants,
-                                  "--steps", str(a.steps), "--threads", str(a.threads), "--keep-freed-memory", mode],
-                                 capture_output=True, text=True, check=True).stdout
-            rates = [float(line.split()[3]) for line in out.splitlines() if line.split()[:1]
-                     and line.split()[0] in a.shapes.split(",")]
-            per[mode].append(rates)
-            print(f"round {r} keep-freed-memory {mode:3s}: learner steps/s {rates}", flush=True)
-    cols = [f"{s}/{v}" for s in a.shapes.split(",") for v in a.variants.split(",")]
-    rows = []
-    for j, col in enumerate(cols):
-        on, off = (statistics.median(x[j] for x in per[m]) for m in ("on", "off"))
-        rows.append({"case": col, "on": on, "off": off, "ratio": round(on / off, 2)})
-        print(f"{col:36s} median learner steps/s: on {on:.2f}, off {off:.2f}, on/off {on / off:.2f}x")
-    if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(json.dumps({"threads": a.threads, "steps": a.steps, "rounds": a.malloc_ab,
-                                           "per_round": per, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":
