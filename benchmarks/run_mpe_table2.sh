@@ -49,6 +49,9 @@ job_b() {
 # JOB=ps / ps_b: CFCQL / MACQL with penalty samples around the current and next-state policy as well as
 # the uniform ones (MuJoCo's setting; label suffix "-ps"), on PS_QUALITIES (default medium expert).
 job_ps() { for s in $SEEDS; do for q in ${PS_QUALITIES:-medium expert}; do run "$q" "$1" "$s" -ps --policy-samples; done; done; }
+# JOB=pre / pre_b: CFCQL / MACQL with the actors' pre-tanh output penalised (actor_preact_l2 1e-3; label
+# "-pre"), on PRE_QUALITIES (default medium expert): a saturated tanh keeps a gradient.
+job_pre() { for s in $SEEDS; do for q in ${PRE_QUALITIES:-medium expert}; do run "$q" "$1" "$s" -pre --actor-preact-l2 1e-3; done; done; }
 # JOB=ablation: on one quality (ABL_Q, default medium-replay) and seed 0, which of CFCQL's two differences
 # from MACQL matters — the penalty or the actor step — and whether a smaller actor lr changes the picture.
 ablation() {  # ablation LABEL METHOD [compare.py flags]
@@ -73,5 +76,7 @@ case "${JOB:-both}" in
   ablation) job_ablation ;;
   ps) job_ps cfcql ;;
   ps_b) job_ps macql ;;
+  pre) job_pre cfcql ;;
+  pre_b) job_pre macql ;;
   *) job_a > "$DATA/table2_${TASK}_job_a.log" 2>&1 & job_b > "$DATA/table2_${TASK}_job_b.log" 2>&1 & wait ;;
 esac

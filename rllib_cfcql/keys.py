@@ -53,6 +53,7 @@ BEHAVIOUR_LOGITS = "behaviour_logits"  # [B, T, n, A] beta (frozen BC model)
 ACTOR_STEP = "actor_step"  # this step also updates the actors
 TOUCH_ACTOR = "touch_actor"  # run the actors even on critic-only steps (DDP needs every parameter used)
 PI_ACTIONS = "pi_actions"  # [B, n, d] current actors' actions (with gradient)
+PI_PREACT = "pi_preact"  # [B, n, d] the actors' outputs before tanh (with gradient)
 Q_DATA = "q_data"  # [K, B] central / [K, B, n] independent critics at the data actions
 TARGET_Q_NEXT = "target_q_next"  # [K, B] / [K, B, n] target critics at (s', smoothed target actions)
 CF_Q = "cf_q"  # [K, M, B, n] Q with agent i's slot at sample m, others at the data

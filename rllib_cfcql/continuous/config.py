@@ -28,6 +28,7 @@ FIELDS: Dict[str, Any] = {
     "polyak_tau": 0.01,
     "actor_update_interval": 5,
     "actor_l2": 1e-3,
+    "actor_preact_l2": 0.0,
     # the baselines" actor objectives
     "td3bc_alpha": 2.5,
     "omar_coe": 0.7,
@@ -93,7 +94,7 @@ def validate(c, number) -> None:
         c._fail("omar_elites", c.omar_elites, f"an integer in [1, omar_samples={c.omar_samples}]")
     for field in ("cql_policy_std", "omar_sigma", "vae_lr", "td3bc_alpha"):
         number(field, 0.0, lo_open=True)
-    for field in ("target_noise", "target_noise_clip", "actor_l2", "vae_kl_weight"):
+    for field in ("target_noise", "target_noise_clip", "actor_l2", "actor_preact_l2", "vae_kl_weight"):
         number(field, 0.0)
     number("polyak_tau", 0.0, 1.0, lo_open=True)
     number("omar_coe", 0.0, 1.0)

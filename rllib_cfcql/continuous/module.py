@@ -74,8 +74,9 @@ class ContinuousCFCQLTorchRLModule(DirectActionsMixin, TorchRLModule, InferenceO
 
         pi = None
         if actor_step or batch.get(K.TOUCH_ACTOR, False) or cfg["actor_objective"] == "bc":
-            pi = self.actor(obs)  # [B, n, d], with gradient (actor term only)
-            out[K.PI_ACTIONS] = pi
+            pre = self.actor.pre_tanh(obs)  # [B, n, d], with gradient (actor term only)
+            pi = torch.tanh(pre)
+            out[K.PI_ACTIONS], out[K.PI_PREACT] = pi, pre
         if cfg["actor_objective"] == "bc":
             return out
 

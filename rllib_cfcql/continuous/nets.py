@@ -73,6 +73,10 @@ class Actors(nn.Module):
         self.mlp = BatchedMLP(1 if shared else n_agents, in_dim, hidden, act_dim, out_init=out_init)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.pre_tanh(obs))
+
+    def pre_tanh(self, obs: torch.Tensor) -> torch.Tensor:
+        """The output layer before the tanh: obs [..., n, O] -> [..., n, d]."""
         lead = obs.shape[:-2]
         x = obs.reshape(-1, self.n, obs.shape[-1]).transpose(0, 1)  # [n, B, O]
         if self.shared:
@@ -81,7 +85,7 @@ class Actors(nn.Module):
             y = self.mlp(x).reshape(self.n, -1, self.d)
         else:
             y = self.mlp(x)
-        return torch.tanh(y).transpose(0, 1).reshape(*lead, self.n, self.d)
+        return y.transpose(0, 1).reshape(*lead, self.n, self.d)
 
 
 class CentralTwinCritic(nn.Module):

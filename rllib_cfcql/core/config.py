@@ -77,7 +77,7 @@ class CFCQLConfig(AlgorithmConfig):
 
         L_critic = Σ_k E[(Q_k(s, a^D) − y)²]
                    + cql_alpha · Σ_k E[ Σ_i λ_i · log∫exp Q_k(s, a^D_{-i}, a_i) da_i − Q_k(s, a^D) ]
-        L_actor  = Σ_i E[ −Q_1(s, a^D with a_i := π_i(o_i)) + actor_l2·‖π_i(o_i)‖² ]
+        L_actor  = Σ_i E[ −Q_1(s, a^D with a_i := π_i(o_i)) + actor_l2·‖π_i(o_i)‖² + actor_preact_l2·‖y_i‖² ]
 
     y = r + γ(1 − terminated)·min_k Q̄_k(s', clip(π̄(o') + ε)), ε ~ N(0, target_noise²)
     clipped to ±target_noise_clip. log∫exp is estimated from ``cql_samples``
@@ -214,6 +214,7 @@ class CFCQLConfig(AlgorithmConfig):
         polyak_tau: Optional[float] = NotProvided,
         actor_update_interval: Optional[int] = NotProvided,
         actor_l2: Optional[float] = NotProvided,
+        actor_preact_l2: Optional[float] = NotProvided,
         td3bc_alpha: Optional[float] = NotProvided,
         omar_coe: Optional[float] = NotProvided,
         omar_iters: Optional[int] = NotProvided,
@@ -310,6 +311,10 @@ class CFCQLConfig(AlgorithmConfig):
             actor_update_interval: continuous: critic steps per round; the first also updates the
                 actors [5].
             actor_l2: continuous: weight of Σ_i ‖π_i(o_i)‖² in the actor loss [1e-3].
+            actor_preact_l2: continuous: weight of Σ_i ‖y_i‖², y_i the actor's output before its tanh, in the
+                actor loss (rlkit's pre-activation weight). ‖π‖² has no gradient once tanh saturates; this
+                one grows with y and pulls a saturated actor back to where the critic's gradient reaches it
+                (docs/DATASETS_DESIGN.md §7). 0 = off, as in the reference [0].
             td3bc_alpha: continuous MATD3+BC: α of TD3+BC, λ = α / mean|Q| on the Q term [2.5].
             omar_coe: continuous OMAR: weight of the rectification term, (1 − c)·(−Q) + c·‖π − a*‖² [0.7].
             omar_iters: continuous OMAR: iterations of the Gaussian search for a* [3].

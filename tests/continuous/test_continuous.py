@@ -398,3 +398,31 @@ def test_a_continuous_dataset_is_refused_for_the_discrete_task(cdata):
     discrete = make_team_env("mpe_spread", {"max_cycles": 10}).team_spec
     with pytest.raises(DatasetError, match=r"n_actions: dataset 2 vs run 5.*continuous: dataset True vs run False"):
         check_card_matches(card, "mpe_spread", discrete)
+
+
+def test_preact_penalty_gives_a_saturated_actor_its_gradient_back(cdata):
+    """With the actors' output layer pinned at pre-activation y = 12 (tanh' ≈ 2e-10) the actor loss has no
+    gradient to the output bias without actor_preact_l2; with it the bias gradient is exactly the penalty's
+    2·c·y per agent and dimension (the critic's and ‖π‖²'s parts vanish through the tanh)."""
+    d, ep = cdata
+    for c in (0.0, 1e-3):
+        cfg, learner, module = make_learner(d, ep, actor_preact_l2=c)
+        out_layer = module.actor.mlp.out
+        with torch.no_grad():
+            out_layer.weight.zero_()
+            out_layer.bias.fill_(12.0)
+        batch = learner.store.sample(16)
+        batch[K.ACTOR_STEP] = True
+        fwd = module.forward_train(batch)
+        assert torch.equal(fwd[K.PI_PREACT], torch.full_like(fwd[K.PI_PREACT], 12.0))
+        assert torch.equal(fwd[K.PI_ACTIONS], torch.tanh(fwd[K.PI_PREACT]))
+        (g,) = torch.autograd.grad(continuous_loss(cfg, batch, fwd).stats[K.ACTOR_LOSS], [out_layer.bias])
+        assert torch.allclose(g, torch.full_like(g, 2 * c * 12.0), atol=1e-6), (c, g)
+
+
+def test_preact_penalty_must_be_non_negative(cdata):
+    d, _ = cdata
+    cfg = (CFCQLConfig().environment("mpe_spread", env_config=ENV_CFG).offline_data(input_=[str(d)])
+           .training(actor_preact_l2=-1.0))
+    with pytest.raises(ValueError, match=r"CFCQLConfig\.actor_preact_l2=-1.0 is invalid"):
+        cfg.validate()
