@@ -57,6 +57,8 @@ def run_one(ds_dir, card, episodes, method, seed, a) -> dict:
             train["actor_lr"] = a.actor_lr
         if a.actor_preact_l2:
             train["actor_preact_l2"] = a.actor_preact_l2
+        if a.actor_bc_warmup:
+            train["actor_bc_warmup"] = a.actor_bc_warmup
     else:
         train = dict(METHODS[method], cql_alpha=a.alpha, cf_tau=a.tau, agent_rnn=a.rnn, obs_last_action=a.rnn,
                      mixer=a.mixer, lr=a.lr, td_lambda=a.td_lambda, target_update_interval=a.target_update,
@@ -110,6 +112,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="continuous: override the method's actor objective (default: the method's own)")
     ap.add_argument("--actor-lr", type=float, default=None, help="continuous: the actors' lr (default: --lr)")
     ap.add_argument("--actor-preact-l2", type=float, default=0.0, help="continuous: weight of ‖pre-tanh output‖²")
+    ap.add_argument("--actor-bc-warmup", type=int, default=0, help="continuous: critic steps whose actor steps clone the data")
     ap.add_argument("--out", default=None)
     return ap.parse_args(argv)
 

@@ -590,19 +590,22 @@ PAPER_TABLE2 = {
     "mpe_world": {"cfcql": (68.0, 73.4, 93.8, 119.7), "macql": (11.7, 13.2, 67.4, 99.7), "omar": (5.9, 42.9, 74.6, 110.4)},
 }
 T2_QUALITIES = ("random", "medium-replay", "medium", "expert")
-# "-ps": penalty samples around the current and next-state policy as well as the uniform ones (JOB=ps)
-T2_LABELS = {"cfcql": "CFCQL", "cfcql-ps": "CFCQL+PS", "macql": "MACQL", "macql-ps": "MACQL+PS", "icql": "ICQL",
-             "omar": "OMAR", "matd3bc": "MATD3+BC", "bc": "BC"}
-T2_COLORS = {"cfcql": "tab:red", "cfcql-ps": "darkred", "macql": "tab:blue", "macql-ps": "navy", "icql": "tab:purple",
-             "omar": "tab:orange", "matd3bc": "tab:brown", "bc": "tab:green"}
-T2_PAIRS = (("cfcql", "macql"), ("cfcql-ps", "macql-ps"))  # the Δ / pooled σ columns
+# "-ps": penalty samples around the current and next-state policy as well as the uniform ones (JOB=ps);
+# "-pre": the actors' pre-tanh output penalised, actor_preact_l2 1e-3 (JOB=pre)
+T2_LABELS = {"cfcql": "CFCQL", "cfcql-pre": "CFCQL+pre", "cfcql-ps": "CFCQL+PS", "cfcql-ps-pre": "CFCQL+PS+pre", "cfcql-warm": "CFCQL+warm", "macql": "MACQL", "macql-pre": "MACQL+pre",
+             "macql-ps": "MACQL+PS", "macql-ps-pre": "MACQL+PS+pre", "macql-warm": "MACQL+warm", "icql": "ICQL", "omar": "OMAR", "matd3bc": "MATD3+BC", "bc": "BC"}
+T2_COLORS = {"cfcql": "tab:red", "cfcql-pre": "salmon", "cfcql-ps": "darkred", "cfcql-ps-pre": "black", "cfcql-warm": "magenta", "macql": "tab:blue",
+             "macql-pre": "lightskyblue", "macql-ps": "navy", "macql-ps-pre": "tab:gray", "macql-warm": "cyan", "icql": "tab:purple", "omar": "tab:orange",
+             "matd3bc": "tab:brown", "bc": "tab:green"}
+T2_PAIRS = (("cfcql", "macql"), ("cfcql-pre", "macql-pre"), ("cfcql-ps", "macql-ps"), ("cfcql-ps-pre", "macql-ps-pre"),
+            ("cfcql-warm", "macql-warm"))  # the Δ / pooled σ columns
 
 
 def _table2_cells(folder: str = "mpe_table2") -> dict:
     """(task, quality, method) -> the finished runs (one per seed) of benchmarks/run_mpe_table2.sh, each
     with ``data_score`` (the dataset's own normalised return) when its file or its card knows it."""
     cells: dict = {}
-    pat = re.compile(r"(mpe_[a-z]+)_(" + "|".join(T2_QUALITIES) + r")_([a-z0-9]+(?:-ps)?)_s(\d+)\.json")
+    pat = re.compile(r"(mpe_[a-z]+)_(" + "|".join(T2_QUALITIES) + r")_([a-z0-9]+(?:-ps-pre|-ps|-pre|-warm)?)_s(\d+)\.json")
     for f in sorted((RES / folder).glob("*.json")):
         m = pat.fullmatch(f.name)
         if not m:
@@ -665,7 +668,9 @@ def table2_section(folder: str = "mpe_table2") -> list[str]:
                 "references (the trained PPO expert). Cells: final score, mean ± std over seeds (seeds), [best evaluation]; "
                 "paper: appendix Table 2 on its own data (not comparable in level, only in shape). +PS: the penalty's "
                 f"samples also around the current and the next-state policy (σ 0.2, {a.get('cql_samples', 10)} each; the "
-                "reference's MuJoCo setting), otherwise the same settings.", "",
+                "reference's MuJoCo setting), otherwise the same settings. +pre: the actors' output before the tanh "
+                "penalised, actor_preact_l2 1e-3 (not in the reference). +warm: +pre, and the actors clone the data for "
+                "the first 2 000 critic steps (actor_bc_warmup, the CQL authors' policy_eval_start).", "",
                 "| quality | data | " + " | ".join(T2_LABELS[m] for m in methods)
                 + "".join(f" | {T2_LABELS[x]} − {T2_LABELS[y]} (Δ / pooled σ)" for x, y in pairs) + " | paper CFCQL | paper MACQL |",
                 "|---|---|" + "---|" * (len(methods) + len(pairs)) + "---|---|"]

@@ -52,6 +52,13 @@ job_ps() { for s in $SEEDS; do for q in ${PS_QUALITIES:-medium expert}; do run "
 # JOB=pre / pre_b: CFCQL / MACQL with the actors' pre-tanh output penalised (actor_preact_l2 1e-3; label
 # "-pre"), on PRE_QUALITIES (default medium expert): a saturated tanh keeps a gradient.
 job_pre() { for s in $SEEDS; do for q in ${PRE_QUALITIES:-medium expert}; do run "$q" "$1" "$s" -pre --actor-preact-l2 1e-3; done; done; }
+# JOB=pspre / pspre_b: both of the above at once (label "-ps-pre").
+job_pspre() { for s in $SEEDS; do for q in ${PRE_QUALITIES:-medium expert}; do
+  run "$q" "$1" "$s" -ps-pre --policy-samples --actor-preact-l2 1e-3; done; done; }
+# JOB=warm / warm_b: the actors clone the data for the first 2 000 critic steps (actor_bc_warmup, CQL's
+# policy_eval_start) and keep the pre-tanh penalty (label "-warm").
+job_warm() { for s in $SEEDS; do for q in ${PRE_QUALITIES:-medium expert}; do
+  run "$q" "$1" "$s" -warm --actor-bc-warmup 2000 --actor-preact-l2 1e-3; done; done; }
 # JOB=ablation: on one quality (ABL_Q, default medium-replay) and seed 0, which of CFCQL's two differences
 # from MACQL matters — the penalty or the actor step — and whether a smaller actor lr changes the picture.
 ablation() {  # ablation LABEL METHOD [compare.py flags]
@@ -78,5 +85,9 @@ case "${JOB:-both}" in
   ps_b) job_ps macql ;;
   pre) job_pre cfcql ;;
   pre_b) job_pre macql ;;
+  pspre) job_pspre cfcql ;;
+  pspre_b) job_pspre macql ;;
+  warm) job_warm cfcql ;;
+  warm_b) job_warm macql ;;
   *) job_a > "$DATA/table2_${TASK}_job_a.log" 2>&1 & job_b > "$DATA/table2_${TASK}_job_b.log" 2>&1 & wait ;;
 esac

@@ -51,6 +51,7 @@ BEHAVIOUR_LOGITS = "behaviour_logits"  # [B, T, n, A] beta (frozen BC model)
 # ---- continuous variant (transitions: B states; K = 2 twin critics; M samples) ----
 # step flags the learner puts in each batch (python bools)
 ACTOR_STEP = "actor_step"  # this step also updates the actors
+ACTOR_BC = "actor_bc"  # continuous: this actor step clones the data (actor_bc_warmup)
 TOUCH_ACTOR = "touch_actor"  # run the actors even on critic-only steps (DDP needs every parameter used)
 PI_ACTIONS = "pi_actions"  # [B, n, d] current actors' actions (with gradient)
 PI_PREACT = "pi_preact"  # [B, n, d] the actors' outputs before tanh (with gradient)

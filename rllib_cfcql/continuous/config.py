@@ -29,6 +29,7 @@ FIELDS: Dict[str, Any] = {
     "actor_update_interval": 5,
     "actor_l2": 1e-3,
     "actor_preact_l2": 0.0,
+    "actor_bc_warmup": 0,
     # the baselines" actor objectives
     "td3bc_alpha": 2.5,
     "omar_coe": 0.7,
@@ -87,6 +88,7 @@ def validate(c, number) -> None:
             c._fail("penalty", c.penalty, "'cf' (per-agent CQL) or 'none' with critic='independent'")
     elif obj in ("independent", "omar"):
         c._fail("actor_objective", c.actor_objective, f"critic='independent' for {obj!r} (ICQL/OMAR have no central critic)")
+    number("actor_bc_warmup", 0, integer=True)
     for field in ("cql_samples", "actor_update_interval", "omar_iters", "omar_samples", "vae_hidden",
                   "vae_pretrain_steps", "vae_batch_size", "vae_samples"):
         number(field, 1, integer=True)

@@ -69,7 +69,8 @@ class ContinuousCFCQLTorchLearner(ResidentLearner):
     def _step_flags(self) -> Dict[str, Any]:
         self._actor_step = self._is_actor_step()
         # DDP needs every trainable parameter in every backward pass
-        return {K.ACTOR_STEP: self._actor_step, K.TOUCH_ACTOR: max(1, int(self.config.num_learners or 0)) > 1}
+        return {K.ACTOR_STEP: self._actor_step, K.TOUCH_ACTOR: max(1, int(self.config.num_learners or 0)) > 1,
+                K.ACTOR_BC: self.num_grad_steps < int(self.config.actor_bc_warmup)}
 
     def _after_step(self) -> None:
         if self.config.resolved_actor_objective == "bc":

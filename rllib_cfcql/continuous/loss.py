@@ -169,7 +169,9 @@ def continuous_loss(config, batch: Dict[str, torch.Tensor], fwd: Dict[str, torch
         reg = config.actor_l2 * pi.pow(2).sum(-1).mean(0).sum()
         if config.actor_preact_l2:  # keeps a saturated tanh where its gradient is not zero
             reg = reg + config.actor_preact_l2 * fwd[K.PI_PREACT].pow(2).sum(-1).mean(0).sum()
-        if obj == "td3bc":
+        if batch.get(K.ACTOR_BC, False):  # warm-up (CQL's policy_eval_start): clone the data, the critic learns
+            actor = (pi - a_data).pow(2).sum(-1).mean(0).sum() + reg
+        elif obj == "td3bc":
             scale = config.td3bc_alpha / q_pi.abs().mean().detach().clamp_min(1e-6)
             actor = -scale * q_pi.mean() + (pi - a_data).pow(2).sum(-1).mean(0).sum()
         elif obj == "omar":

@@ -215,6 +215,7 @@ class CFCQLConfig(AlgorithmConfig):
         actor_update_interval: Optional[int] = NotProvided,
         actor_l2: Optional[float] = NotProvided,
         actor_preact_l2: Optional[float] = NotProvided,
+        actor_bc_warmup: Optional[int] = NotProvided,
         td3bc_alpha: Optional[float] = NotProvided,
         omar_coe: Optional[float] = NotProvided,
         omar_iters: Optional[int] = NotProvided,
@@ -315,6 +316,9 @@ class CFCQLConfig(AlgorithmConfig):
                 actor loss (rlkit's pre-activation weight). ‖π‖² has no gradient once tanh saturates; this
                 one grows with y and pulls a saturated actor back to where the critic's gradient reaches it
                 (docs/DATASETS_DESIGN.md §7). 0 = off, as in the reference [0].
+            actor_bc_warmup: continuous: for the first this many critic steps the actor steps clone the data
+                (Σ_i ‖π_i(o_i) − a_i^D‖², the regularisers kept) instead of climbing the critic, which is
+                still untrained (the CQL authors' policy_eval_start). 0 = off, as in the reference [0].
             td3bc_alpha: continuous MATD3+BC: α of TD3+BC, λ = α / mean|Q| on the Q term [2.5].
             omar_coe: continuous OMAR: weight of the rectification term, (1 − c)·(−Q) + c·‖π − a*‖² [0.7].
             omar_iters: continuous OMAR: iterations of the Gaussian search for a* [3].

@@ -426,3 +426,26 @@ def test_preact_penalty_must_be_non_negative(cdata):
            .training(actor_preact_l2=-1.0))
     with pytest.raises(ValueError, match=r"CFCQLConfig\.actor_preact_l2=-1.0 is invalid"):
         cfg.validate()
+
+
+def test_actor_bc_warmup_clones_the_data_then_climbs_the_critic(cdata):
+    """The first actor_bc_warmup critic steps flag their actor step as cloning: the actor loss is then exactly
+    Σ_i E‖π_i − a_i^D‖² + actor_l2·Σ_i E‖π_i‖², and the critic gets its usual loss; later steps climb Q."""
+    d, ep = cdata
+    cfg, learner, module = make_learner(d, ep, actor_bc_warmup=2, actor_update_interval=1)
+    flags = []
+    for _ in range(3):
+        flags.append(learner._step_flags()[K.ACTOR_BC])
+        learner.train_steps(1)
+    assert flags == [True, True, False]
+    batch = learner.store.sample(16)
+    batch[K.ACTOR_STEP], batch[K.ACTOR_BC] = True, True
+    fwd = module.forward_train(batch)
+    pi, a = fwd[K.PI_ACTIONS], batch[K.ACTIONS][:, 0]
+    want = (pi - a).pow(2).sum(-1).mean(0).sum() + cfg.actor_l2 * pi.pow(2).sum(-1).mean(0).sum()
+    terms = continuous_loss(cfg, batch, fwd)
+    assert torch.allclose(terms.actor, want)
+    batch[K.ACTOR_BC] = False
+    climb = continuous_loss(cfg, batch, fwd)
+    assert torch.allclose(climb.actor, -fwd[K.ACTOR_Q].mean(0).sum() + cfg.actor_l2 * pi.pow(2).sum(-1).mean(0).sum())
+    assert torch.equal(terms.critic, climb.critic)  # the critic's loss does not depend on the warm-up
