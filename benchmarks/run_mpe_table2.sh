@@ -59,6 +59,9 @@ job_pspre() { for s in $SEEDS; do for q in ${PRE_QUALITIES:-medium expert}; do
 # policy_eval_start) and keep the pre-tanh penalty (label "-warm").
 job_warm() { for s in $SEEDS; do for q in ${PRE_QUALITIES:-medium expert}; do
   run "$q" "$1" "$s" -warm --actor-bc-warmup 2000 --actor-preact-l2 1e-3; done; done; }
+# JOB=pswarm / pswarm_b: -warm with the policy samples as well (label "-ps-warm").
+job_pswarm() { for s in $SEEDS; do for q in ${PRE_QUALITIES:-medium expert}; do
+  run "$q" "$1" "$s" -ps-warm --policy-samples --actor-bc-warmup 2000 --actor-preact-l2 1e-3; done; done; }
 # JOB=ablation: on one quality (ABL_Q, default medium-replay) and seed 0, which of CFCQL's two differences
 # from MACQL matters — the penalty or the actor step — and whether a smaller actor lr changes the picture.
 ablation() {  # ablation LABEL METHOD [compare.py flags]
@@ -89,5 +92,7 @@ case "${JOB:-both}" in
   pspre_b) job_pspre macql ;;
   warm) job_warm cfcql ;;
   warm_b) job_warm macql ;;
+  pswarm) job_pswarm cfcql ;;
+  pswarm_b) job_pswarm macql ;;
   *) job_a > "$DATA/table2_${TASK}_job_a.log" 2>&1 & job_b > "$DATA/table2_${TASK}_job_b.log" 2>&1 & wait ;;
 esac
