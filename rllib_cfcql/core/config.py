@@ -287,7 +287,7 @@ class CFCQLConfig(AlgorithmConfig):
             learner_torch_threads: torch threads in a CPU learner process; 0 leaves torch's default [1].
             learner_keep_freed_memory: CPU learner on glibc: keep freed blocks below 1 GiB in the heap instead of
                 returning them to the OS after every step (``mallopt``; rllib_cfcql.core.malloc). Halves a
-                continuous CFCQL step at the reference's MPE shape here; a process then holds the memory of
+                continuous CFCQL step with policy samples at the reference's MPE shape here; a process then holds the memory of
                 its largest step. ``MALLOC_*`` environment variables win [True].
             diagnostics_episodes: dataset episodes (the first of each learner's shard) on which value
                 calibration and policy support are measured every iteration (docs/DIAGNOSTICS.md);
