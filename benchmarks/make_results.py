@@ -590,22 +590,24 @@ PAPER_TABLE2 = {
     "mpe_world": {"cfcql": (68.0, 73.4, 93.8, 119.7), "macql": (11.7, 13.2, 67.4, 99.7), "omar": (5.9, 42.9, 74.6, 110.4)},
 }
 T2_QUALITIES = ("random", "medium-replay", "medium", "expert")
-# "-ps": penalty samples around the current and next-state policy as well as the uniform ones (JOB=ps);
-# "-pre": the actors' pre-tanh output penalised, actor_preact_l2 1e-3 (JOB=pre)
-T2_LABELS = {"cfcql": "CFCQL", "cfcql-pre": "CFCQL+pre", "cfcql-ps": "CFCQL+PS", "cfcql-ps-pre": "CFCQL+PS+pre", "cfcql-warm": "CFCQL+warm", "cfcql-ps-warm": "CFCQL+PS+warm", "macql": "MACQL", "macql-pre": "MACQL+pre",
-             "macql-ps": "MACQL+PS", "macql-ps-pre": "MACQL+PS+pre", "macql-warm": "MACQL+warm", "macql-ps-warm": "MACQL+PS+warm", "icql": "ICQL", "omar": "OMAR", "matd3bc": "MATD3+BC", "bc": "BC"}
+# the §7.1 variants of CFCQL and MACQL (run_mpe_table2.sh JOB=<variant>): label suffix -> column tag.
+# -ps: penalty samples around the current and next-state policy too; -pre: actor_preact_l2 1e-3;
+# -warm: -pre and actor_bc_warmup 2 000
+T2_VARIANTS = {"": "", "-pre": "+pre", "-ps": "+PS", "-ps-pre": "+PS+pre", "-warm": "+warm", "-ps-warm": "+PS+warm"}
+T2_LABELS = {**{m + v: name + tag for m, name in (("cfcql", "CFCQL"), ("macql", "MACQL")) for v, tag in T2_VARIANTS.items()},
+             "icql": "ICQL", "omar": "OMAR", "matd3bc": "MATD3+BC", "bc": "BC"}
 T2_COLORS = {"cfcql": "tab:red", "cfcql-pre": "salmon", "cfcql-ps": "darkred", "cfcql-ps-pre": "black", "cfcql-warm": "magenta", "cfcql-ps-warm": "purple", "macql": "tab:blue",
              "macql-pre": "lightskyblue", "macql-ps": "navy", "macql-ps-pre": "tab:gray", "macql-warm": "cyan", "macql-ps-warm": "teal", "icql": "tab:purple", "omar": "tab:orange",
              "matd3bc": "tab:brown", "bc": "tab:green"}
-T2_PAIRS = (("cfcql", "macql"), ("cfcql-pre", "macql-pre"), ("cfcql-ps", "macql-ps"), ("cfcql-ps-pre", "macql-ps-pre"),
-            ("cfcql-warm", "macql-warm"), ("cfcql-ps-warm", "macql-ps-warm"))  # the Δ / pooled σ columns
+T2_PAIRS = tuple(("cfcql" + v, "macql" + v) for v in T2_VARIANTS)  # the Δ / pooled σ columns
 
 
 def _table2_cells(folder: str = "mpe_table2") -> dict:
     """(task, quality, method) -> the finished runs (one per seed) of benchmarks/run_mpe_table2.sh, each
     with ``data_score`` (the dataset's own normalised return) when its file or its card knows it."""
     cells: dict = {}
-    pat = re.compile(r"(mpe_[a-z]+)_(" + "|".join(T2_QUALITIES) + r")_([a-z0-9]+(?:-ps-pre|-ps-warm|-ps|-pre|-warm)?)_s(\d+)\.json")
+    pat = re.compile(r"(mpe_[a-z]+)_(" + "|".join(T2_QUALITIES) + r")_([a-z0-9]+(?:" + "|".join(sorted(filter(None, T2_VARIANTS), key=len, reverse=True))
+                     + r")?)_s(\d+)\.json")
     for f in sorted((RES / folder).glob("*.json")):
         m = pat.fullmatch(f.name)
         if not m:

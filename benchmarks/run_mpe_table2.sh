@@ -46,32 +46,26 @@ job_b() {
     for m in matd3bc bc; do for s in $SEEDS; do run "$q" $m "$s"; done; done
   done
 }
-# JOB=ps / ps_b: CFCQL / MACQL with penalty samples around the current and next-state policy as well as
-# the uniform ones (MuJoCo's setting; label suffix "-ps"), on PS_QUALITIES (default medium expert).
-job_ps() { for s in $SEEDS; do for q in ${PS_QUALITIES:-medium expert}; do run "$q" "$1" "$s" -ps --policy-samples; done; done; }
-# JOB=pre / pre_b: CFCQL / MACQL with the actors' pre-tanh output penalised (actor_preact_l2 1e-3; label
-# "-pre"), on PRE_QUALITIES (default medium expert): a saturated tanh keeps a gradient.
-job_pre() { for s in $SEEDS; do for q in ${PRE_QUALITIES:-medium expert}; do run "$q" "$1" "$s" -pre --actor-preact-l2 1e-3; done; done; }
-# JOB=pspre / pspre_b: both of the above at once (label "-ps-pre").
-job_pspre() { for s in $SEEDS; do for q in ${PRE_QUALITIES:-medium expert}; do
-  run "$q" "$1" "$s" -ps-pre --policy-samples --actor-preact-l2 1e-3; done; done; }
-# JOB=warm / warm_b: the actors clone the data for the first 2 000 critic steps (actor_bc_warmup, CQL's
-# policy_eval_start) and keep the pre-tanh penalty (label "-warm").
-job_warm() { for s in $SEEDS; do for q in ${PRE_QUALITIES:-medium expert}; do
-  run "$q" "$1" "$s" -warm --actor-bc-warmup 2000 --actor-preact-l2 1e-3; done; done; }
-# JOB=pswarm / pswarm_b: -warm with the policy samples as well (label "-ps-warm").
-job_pswarm() { for s in $SEEDS; do for q in ${PRE_QUALITIES:-medium expert}; do
-  run "$q" "$1" "$s" -ps-warm --policy-samples --actor-bc-warmup 2000 --actor-preact-l2 1e-3; done; done; }
+# JOB=<variant> / <variant>_b: CFCQL / MACQL with one of the §7.1 variants (label suffix "-<variant>"),
+# on PRE_QUALITIES (default medium expert). ps: penalty samples around the current and next-state policy
+# as well as the uniform ones (MuJoCo's setting); pre: the actors' pre-tanh output penalised
+# (actor_preact_l2 1e-3); warm: pre, and the actors clone the data for the first 2 000 critic steps
+# (actor_bc_warmup, CQL's policy_eval_start); ps-pre, ps-warm: both.
+PRE="--actor-preact-l2 1e-3" WARM="--actor-bc-warmup 2000 --actor-preact-l2 1e-3"
+declare -A VARIANT=([ps]="--policy-samples" [pre]="$PRE" [ps-pre]="--policy-samples $PRE" [warm]="$WARM"
+                    [ps-warm]="--policy-samples $WARM")
+declare -A JOBS=([ps]=ps [pre]=pre [pspre]=ps-pre [warm]=warm [pswarm]=ps-warm)  # JOB name -> variant
+job_variant() {  # job_variant VARIANT METHOD
+  local s q
+  # shellcheck disable=SC2086  # the flags are words
+  for s in $SEEDS; do for q in ${PRE_QUALITIES:-${PS_QUALITIES:-medium expert}}; do run "$q" "$2" "$s" "-$1" ${VARIANT[$1]}; done; done
+}
 # JOB=ablation: on one quality (ABL_Q, default medium-replay) and seed 0, which of CFCQL's two differences
 # from MACQL matters — the penalty or the actor step — and whether a smaller actor lr changes the picture.
-ablation() {  # ablation LABEL METHOD [compare.py flags]
-  local label=$1 m=$2 q=${ABL_Q:-medium-replay}; shift 2  # ABL_Q: the quality
-  local f="benchmarks/results/mpe_table2_ablation/${TASK}_${q}_${label}_s0.json"
-  [ -f "$f" ] && { echo "keep $f"; return; }
-  mkdir -p "$(dirname "$f")"
-  python benchmarks/compare.py --dataset "$DATA/${TASK}_continuous/$q" --methods "$m" --seeds 0 \
-    --steps "$STEPS" --eval-every 1000 --eval-episodes 32 --batch 1024 --lr "${LR[$TASK]}" --gamma 0.95 \
-    --grad-clip 0.5 --hidden 64 --polyak-tau 0.01 --alpha "${ALPHA[$TASK.$q]}" "$@" --out "$f.part" && mv "$f.part" "$f"
+ablation() {  # ablation LABEL METHOD [compare.py flags]; LABEL is METHOD-<suffix>
+  local label=$1 m=$2; shift 2
+  mkdir -p benchmarks/results/mpe_table2_ablation
+  OUT=benchmarks/results/mpe_table2_ablation run "${ABL_Q:-medium-replay}" "$m" 0 "-${label#"$m"-}" "$@"  # ABL_Q: the quality
 }
 job_ablation() {
   ablation macql-cf-actor macql --actor-objective counterfactual
@@ -84,15 +78,7 @@ case "${JOB:-both}" in
   a) job_a ;;
   b) job_b ;;
   ablation) job_ablation ;;
-  ps) job_ps cfcql ;;
-  ps_b) job_ps macql ;;
-  pre) job_pre cfcql ;;
-  pre_b) job_pre macql ;;
-  pspre) job_pspre cfcql ;;
-  pspre_b) job_pspre macql ;;
-  warm) job_warm cfcql ;;
-  warm_b) job_warm macql ;;
-  pswarm) job_pswarm cfcql ;;
-  pswarm_b) job_pswarm macql ;;
+  ps|pre|pspre|warm|pswarm) job_variant "${JOBS[$JOB]}" cfcql ;;
+  ps_b|pre_b|pspre_b|warm_b|pswarm_b) job_variant "${JOBS[${JOB%_b}]}" macql ;;
   *) job_a > "$DATA/table2_${TASK}_job_a.log" 2>&1 & job_b > "$DATA/table2_${TASK}_job_b.log" 2>&1 & wait ;;
 esac
