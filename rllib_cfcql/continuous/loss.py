@@ -133,8 +133,9 @@ def continuous_loss(config, batch: Dict[str, torch.Tensor], fwd: Dict[str, torch
     obj = config.resolved_actor_objective
     stats: Dict[str, torch.Tensor] = {}
     pi = fwd.get(K.PI_ACTIONS)
+    # Σ_i E‖π_i − a_i^D‖²: the BC objective, TD3+BC's anchor and the warm-up's objective
+    bc = (pi - a_data).pow(2).sum(-1).mean(0).sum() if pi is not None else zero
     if obj == "bc":
-        bc = (pi - a_data).pow(2).sum(-1).mean(0).sum()
         stats[K.BC_LOSS] = bc
         return ContinuousLossTerms(total=bc, td=zero, penalty=zero, critic=zero, actor=bc, stats=stats)
 
@@ -170,10 +171,10 @@ def continuous_loss(config, batch: Dict[str, torch.Tensor], fwd: Dict[str, torch
         if config.actor_preact_l2:  # keeps a saturated tanh where its gradient is not zero
             reg = reg + config.actor_preact_l2 * fwd[K.PI_PREACT].pow(2).sum(-1).mean(0).sum()
         if batch.get(K.ACTOR_BC, False):  # warm-up (CQL's policy_eval_start): clone the data, the critic learns
-            actor = (pi - a_data).pow(2).sum(-1).mean(0).sum() + reg
+            actor = bc + reg
         elif obj == "td3bc":
             scale = config.td3bc_alpha / q_pi.abs().mean().detach().clamp_min(1e-6)
-            actor = -scale * q_pi.mean() + (pi - a_data).pow(2).sum(-1).mean(0).sum()
+            actor = -scale * q_pi.mean() + bc
         elif obj == "omar":
             c = config.omar_coe
             rect = (pi - fwd[K.OMAR_TARGET]).pow(2).sum(-1)  # [B, n]
