@@ -24,11 +24,11 @@ from rllib_cfcql.core.malloc import keep_freed_memory
 applied = keep_freed_memory() if sys.argv[1] == "keep" else {}
 n = 16 << 20  # 16 Mi float32 = 64 MB: above glibc's largest dynamic mmap threshold (32 MB)
 faults = []
-for _ in range(8):  # a training loop's pattern: the same large temporaries allocated, touched and freed
+for _ in range(12):  # a training loop's pattern: the same large temporaries allocated, touched and freed
     f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     x = torch.ones(n); y = x * 2; del x, y
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
-print(json.dumps({"applied": applied, "faults": faults[3:], "pages": 2 * n * 4 // resource.getpagesize()}))
+print(json.dumps({"applied": applied, "faults": faults[6:], "pages": 2 * n * 4 // resource.getpagesize()}))
 """
 
 
