@@ -148,7 +148,9 @@ def main() -> None:
           "Q(greedy) − Q(a^D) | unseen tail weight")
     for method in a.methods.split(","):
         last = [r["diagnostics"][-1] for r in rows if r["method"] == method]
-        get = lambda k: np.nanmean([d.get(k, np.nan) for d in last])  # noqa: E731
+        def get(k, last=last):  # nan (printed as nan) where no seed has it, e.g. β support of a continuous critic
+            v = [d[k] for d in last if k in d and np.isfinite(d[k])]
+            return float(np.mean(v)) if v else float("nan")
         print(f"{method:8s} {get('diag_agent_agreement'):6.3f} {get('diag_beta_support'):6.3f} "
               f"{get('diag_q_minus_mc'):8.3f} {get('diag_q_greedy') - get('diag_q_data'):8.3f} "
               f"{get('diag_tail_weight'):6.3f}")
