@@ -18,7 +18,7 @@ TASK=${TASK:-mpe_spread}
 SEEDS=${SEEDS:-0 1 2}
 QUALITIES=${QUALITIES:-random medium-replay medium expert}
 STEPS=${STEPS:-10000}
-OUT=benchmarks/results/mpe_table2
+OUT=${OUT:-benchmarks/results/mpe_table2}
 DATA=${DATA:-benchmarks/data/families}
 declare -A ALPHA=([mpe_spread.random]=0.5 [mpe_spread.medium-replay]=1.0 [mpe_spread.medium]=5.0 [mpe_spread.expert]=2.5
                   [mpe_tag.random]=0.5 [mpe_tag.medium-replay]=0.5 [mpe_tag.medium]=0.6 [mpe_tag.expert]=2.0
