@@ -636,10 +636,23 @@ def _t2_data_score(cells: dict, task: str, quality: str) -> float:
     return next((r["data_score"] for k, rs in cells.items() if k[:2] == (task, quality) for r in rs), float("nan"))
 
 
+T2_DATA = {  # results folder -> (section heading, how its data was made); the figures are named after the folder
+    "mpe_table2": ("## MPE at the reference's settings (`benchmarks/run_mpe_table2.sh`): the shape of the paper's Table 2",
+                   "`benchmarks/make_families.sh` (trained behaviour policies, 100 000 transitions per quality; the "
+                   "reference uses 1 000 000)"),
+    "mpe_table2_det": ("## MPE at the reference's settings on narrow data (`DATA=benchmarks/data/families_det "
+                       "OUT=benchmarks/results/mpe_table2_det bash benchmarks/run_mpe_table2.sh`)",
+                       "`NARROW=1 bash benchmarks/make_families.sh mpe_spread_continuous`: the same trained medium "
+                       "and expert policies acting on their mean plus N(0, 0.1²) noise, clipped, instead of sampling "
+                       "their wide PPO Gaussians (docs/DATASETS_DESIGN.md §7.2); 100 000 transitions per quality"),
+}
+
+
 def table2_section(folder: str = "mpe_table2") -> list[str]:
     """The paper's MPE Table 2 shape at the reference's settings (benchmarks/run_mpe_table2.sh): per task, the
     final score of every method per quality next to the paper's, CFCQL − MACQL in pooled σ, the learning
-    curves and the critics' calibration."""
+    curves and the critics' calibration. ``folder``: a key of :data:`T2_DATA`."""
+    heading, data_text = T2_DATA[folder]
     cells = _table2_cells(folder)
     if not cells:
         return []
@@ -652,7 +665,7 @@ def table2_section(folder: str = "mpe_table2") -> list[str]:
     import matplotlib.pyplot as plt
 
     FIGS.mkdir(exist_ok=True)
-    out = ["## MPE at the reference's settings (`benchmarks/run_mpe_table2.sh`): the shape of the paper's Table 2", ""]
+    out = [heading, ""]
     for task in sorted({k[0] for k in cells}):
         qs = [q for q in T2_QUALITIES if any(k[:2] == (task, q) for k in cells)]
         methods = [m for m in T2_LABELS if any(k[0] == task and k[2] == m for k in cells)]
@@ -660,23 +673,24 @@ def table2_section(folder: str = "mpe_table2") -> list[str]:
         a = next(rs[0]["args"] for k, rs in cells.items() if k[0] == task)
         alphas = {q: next(rs[0]["args"]["alpha"] for k, rs in cells.items() if k[:2] == (task, q)) for q in qs}
         out += [f"### {task}, continuous actions", "",
-                f"Data: `benchmarks/make_families.sh` (trained behaviour policies, 100 000 transitions per quality; the "
-                f"reference uses 1 000 000). Every method: {a['steps']} critic steps of batch {a['batch']} (actors every "
+                f"Data: {data_text}. Every method: {a['steps']} critic steps of batch {a['batch']} (actors every "
                 f"5th step, Polyak {a['polyak_tau']} per round of 5), lr {a['lr']}, γ {a['gamma']}, hidden {a['hidden']}, "
                 f"grad clip {a['grad_clip']}, α (CFCQL and MACQL) = "
                 + ", ".join(f"{alphas[q]:g} ({q})" for q in qs)
                 + f" from the reference's table, not swept here; greedy evaluation every {a['eval_every']} steps on "
                 f"{a['eval_episodes']} episodes. Normalised score 100·(R − random)/(expert − random) with the card's "
                 "references (the trained PPO expert). Cells: final score, mean ± std over seeds (seeds), [best evaluation]; "
-                "paper: appendix Table 2 on its own data (not comparable in level, only in shape). +PS: the penalty's "
-                f"samples also around the current and the next-state policy (σ 0.2, {a.get('cql_samples', 10)} each; the "
-                "reference's MuJoCo setting), otherwise the same settings. +pre: the actors' output before the tanh "
-                "penalised, actor_preact_l2 1e-3 (not in the reference). +warm: +pre, and the actors clone the data for "
-                "the first 2 000 critic steps (actor_bc_warmup, the CQL authors' policy_eval_start).", "",
+                "paper: appendix Table 2 on its own data (not comparable in level, only in shape)."
+                + ("" if all(m in ("cfcql", "macql") or "-" not in m for m in methods) else
+                   " +PS: the penalty's samples also around the current and the next-state policy (σ 0.2, "
+                   f"{a.get('cql_samples', 10)} each; the reference's MuJoCo setting), otherwise the same settings. "
+                   "+pre: the actors' output before the tanh penalised, actor_preact_l2 1e-3 (not in the reference). "
+                   "+warm: +pre, and the actors clone the data for the first 2 000 critic steps (actor_bc_warmup, the "
+                   "CQL authors' policy_eval_start)."), "",
                 "| quality | data | " + " | ".join(T2_LABELS[m] for m in methods)
                 + "".join(f" | {T2_LABELS[x]} − {T2_LABELS[y]} (Δ / pooled σ)" for x, y in pairs) + " | paper CFCQL | paper MACQL |",
                 "|---|---|" + "---|" * (len(methods) + len(pairs)) + "---|---|"]
-        for i, q in enumerate(qs):
+        for q in qs:
             row = f"| {q} | {_t2_data_score(cells, task, q):.1f} |"
             finals = {}
             for m in methods:
@@ -696,7 +710,7 @@ def table2_section(folder: str = "mpe_table2") -> list[str]:
                 else:
                     row += " |"
             paper = PAPER_TABLE2.get(task, {})
-            row += "".join(f" {paper[m][i]:g} |" if m in paper else " |" for m in ("cfcql", "macql"))
+            row += "".join(f" {paper[m][T2_QUALITIES.index(q)]:g} |" if m in paper else " |" for m in ("cfcql", "macql"))
             out.append(row)
         out += ["", "The same runs' final raw returns (team return per 25-step episode, mean ± std over seeds; "
                 "references: random " + ", ".join(
@@ -745,13 +759,13 @@ def table2_section(folder: str = "mpe_table2") -> list[str]:
             axes[0][0].set_ylabel(ylabel)
             axes[0][0].legend(fontsize=7)
             fig.tight_layout()
-            fig.savefig(FIGS / f"mpe_table2_{task}_{name}.png", dpi=90)
+            fig.savefig(FIGS / f"{folder}_{task}_{name}.png", dpi=90)
             plt.close(fig)
         out += [f"Learning curves (mean ± std over seeds; dashed: the data's own score): "
-                f"![curves](figures/mpe_table2_{task}_curves.png)", "",
+                f"![curves](figures/{folder}_{task}_curves.png)", "",
                 "Critic calibration (mean Q1 on the dataset's own actions minus the discounted Monte-Carlo return from "
                 "the same steps; the MC return is cut at the 25-step episode limit): "
-                f"![Q calibration](figures/mpe_table2_{task}_q_calibration.png)", "",
+                f"![Q calibration](figures/{folder}_{task}_q_calibration.png)", "",
                 "Final diagnostics (mean over seeds): Q1(s, a^D) − MC; Q1(s, π(o)) − Q1(s, a^D), the joint policy's "
                 "margin over the logged action; the share of agents whose policy action lies within 0.1 of the "
                 "logged one in every dimension; the share of action components at |π| ≥ 0.99 (saturated tanh; "
@@ -771,7 +785,8 @@ def table2_section(folder: str = "mpe_table2") -> list[str]:
                            f"{'' if math.isnan(g('diag_actor_saturation')) else format(g('diag_actor_saturation'), '.2f')} | "
                            f"{sec:.0f} |")
         out.append("")
-    out += table2_ablation_lines(cells)
+    if folder == "mpe_table2":
+        out += table2_ablation_lines(cells)
     return out
 
 
@@ -821,6 +836,7 @@ def main() -> None:
     for prefix, fig_prefix, title in SCALING_FAMILIES:
         lines += scaling_section(_scaling_runs(prefix), fig_prefix, title)
     lines += table2_section()
+    lines += table2_section("mpe_table2_det")
     lines += spread_pilot_section()
     lines += spread_variants_section()
     lines += spread_signal_section()
