@@ -41,8 +41,9 @@ def width(dataset: Path, policy_path: Path, steps: int) -> dict:
     if pol.dist == "categorical" or pol.input == "state":
         raise SystemExit(f"{policy_path}: expected a per-agent Gaussian policy (continuous actions, local observations)")
     d = act.shape[-1]
+    x = np.concatenate([pol.agent_inputs(o) for o in obs])  # [T·n, input]: one forward pass for every step
     with torch.no_grad():
-        out = np.stack([pol.dist_inputs(torch.from_numpy(pol.agent_inputs(o))).numpy() for o in obs])
+        out = pol.dist_inputs(torch.from_numpy(x)).numpy().reshape(len(obs), n, -1)
     mean, std = out[..., :d], np.exp(out[..., d:])
     pct = lambda x: dict(zip(("p10", "p50", "p90"), np.percentile(x, [10, 50, 90]).round(3).tolist()))  # noqa: E731
     return {

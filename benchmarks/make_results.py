@@ -636,15 +636,16 @@ def _t2_data_score(cells: dict, task: str, quality: str) -> float:
     return next((r["data_score"] for k, rs in cells.items() if k[:2] == (task, quality) for r in rs), float("nan"))
 
 
-T2_DATA = {  # results folder -> (section heading, how its data was made); the figures are named after the folder
+T2_DATA = {  # results folder -> (section heading, how its data was made, its ablation folder or None); figures are
+    # named after the folder
     "mpe_table2": ("## MPE at the reference's settings (`benchmarks/run_mpe_table2.sh`): the shape of the paper's Table 2",
                    "`benchmarks/make_families.sh` (trained behaviour policies, 100 000 transitions per quality; the "
-                   "reference uses 1 000 000)"),
+                   "reference uses 1 000 000)", "mpe_table2_ablation"),
     "mpe_table2_det": ("## MPE at the reference's settings on narrow data (`DATA=benchmarks/data/families_det "
                        "OUT=benchmarks/results/mpe_table2_det bash benchmarks/run_mpe_table2.sh`)",
                        "`NARROW=1 bash benchmarks/make_families.sh mpe_spread_continuous`: the same trained medium "
                        "and expert policies acting on their mean plus N(0, 0.1²) noise, clipped, instead of sampling "
-                       "their wide PPO Gaussians (docs/DATASETS_DESIGN.md §7.2); 100 000 transitions per quality"),
+                       "their wide PPO Gaussians (docs/DATASETS_DESIGN.md §7.2); 100 000 transitions per quality", None),
 }
 
 
@@ -652,7 +653,7 @@ def table2_section(folder: str = "mpe_table2") -> list[str]:
     """The paper's MPE Table 2 shape at the reference's settings (benchmarks/run_mpe_table2.sh): per task, the
     final score of every method per quality next to the paper's, CFCQL − MACQL in pooled σ, the learning
     curves and the critics' calibration. ``folder``: a key of :data:`T2_DATA`."""
-    heading, data_text = T2_DATA[folder]
+    heading, data_text, ablation_folder = T2_DATA[folder]
     cells = _table2_cells(folder)
     if not cells:
         return []
@@ -681,7 +682,7 @@ def table2_section(folder: str = "mpe_table2") -> list[str]:
                 f"{a['eval_episodes']} episodes. Normalised score 100·(R − random)/(expert − random) with the card's "
                 "references (the trained PPO expert). Cells: final score, mean ± std over seeds (seeds), [best evaluation]; "
                 "paper: appendix Table 2 on its own data (not comparable in level, only in shape)."
-                + ("" if all(m in ("cfcql", "macql") or "-" not in m for m in methods) else
+                + ("" if not any("-" in m for m in methods) else
                    " +PS: the penalty's samples also around the current and the next-state policy (σ 0.2, "
                    f"{a.get('cql_samples', 10)} each; the reference's MuJoCo setting), otherwise the same settings. "
                    "+pre: the actors' output before the tanh penalised, actor_preact_l2 1e-3 (not in the reference). "
@@ -785,8 +786,8 @@ def table2_section(folder: str = "mpe_table2") -> list[str]:
                            f"{'' if math.isnan(g('diag_actor_saturation')) else format(g('diag_actor_saturation'), '.2f')} | "
                            f"{sec:.0f} |")
         out.append("")
-    if folder == "mpe_table2":
-        out += table2_ablation_lines(cells)
+    if ablation_folder:
+        out += table2_ablation_lines(cells, ablation_folder)
     return out
 
 
